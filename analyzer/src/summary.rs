@@ -1,0 +1,298 @@
+//! Mergeable aggregates: what a parser produces for a member instead of a list of every record.
+//!
+//! Every type here merges associatively and — for everything that ends up in output —
+//! commutatively, so a member split into line-aligned chunks and parsed in parallel gives the same
+//! result as one sequential pass, whatever order the chunks finish in. Order-sensitive data
+//! (example lines) is kept by line number, never by arrival.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// Aggregates that combine: `a.merge(b)` must equal parsing `a`'s lines followed by `b`'s.
+pub trait Merge {
+    fn merge(&mut self, other: Self);
+}
+
+/// A line quoted as evidence: where it is and what it says.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct EvidenceLine {
+    /// Bundle-relative member path.
+    pub member: String,
+    /// 1-based line number in the member.
+    pub line: u64,
+    /// The line, lossily decoded; hostile text is escaped at render time, not here.
+    pub text: String,
+}
+
+impl EvidenceLine {
+    pub fn new(member: &str, line: u64, raw: &[u8]) -> Self {
+        // Lines quoted as evidence are capped so a crafted 20 MB line cannot bloat a report.
+        const MAX: usize = 512;
+        let raw = &raw[..raw.len().min(MAX)];
+        EvidenceLine {
+            member: member.to_string(),
+            line,
+            text: String::from_utf8_lossy(raw).trim_end().to_string(),
+        }
+    }
+}
+
+/// The first and last few lines of a kind, by line number, and how many there were in all.
+///
+/// Both ends matter: the first `table full` line says when trouble began, the last how recently it
+/// was still happening.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LineSample {
+    pub total: u64,
+    pub first: Vec<EvidenceLine>,
+    pub last: Vec<EvidenceLine>,
+}
+
+impl LineSample {
+    const KEEP: usize = 3;
+
+    pub fn push(&mut self, line: EvidenceLine) {
+        self.total += 1;
+        if self.first.len() < Self::KEEP {
+            self.first.push(line);
+            return;
+        }
+        self.last.push(line);
+        if self.last.len() > Self::KEEP {
+            self.last.remove(0);
+        }
+    }
+
+    /// All kept lines in line order, first ones then last ones.
+    pub fn lines(&self) -> impl Iterator<Item = &EvidenceLine> {
+        self.first.iter().chain(self.last.iter())
+    }
+}
+
+impl Merge for LineSample {
+    fn merge(&mut self, other: Self) {
+        let total = self.total + other.total;
+        let mut all: Vec<EvidenceLine> = std::mem::take(&mut self.first);
+        all.append(&mut self.last);
+        all.extend(other.first);
+        all.extend(other.last);
+        all.sort();
+        all.dedup();
+        let keep_last = all.len().saturating_sub(Self::KEEP).min(Self::KEEP);
+        let last = all.split_off(all.len() - keep_last);
+        all.truncate(Self::KEEP);
+        *self = LineSample {
+            total,
+            first: all,
+            last,
+        };
+    }
+}
+
+/// Heavy hitters by the mergeable Misra–Gries algorithm (Agarwal et al., "Mergeable summaries",
+/// PODS 2012).
+///
+/// Counts are exact while at most `2 × capacity` distinct keys have been seen — every realistic
+/// top-talker question on a node. Beyond that each reported count may be too low by at most
+/// [`TopK::error_bound`] (≤ total / (capacity + 1)), and any key whose true count exceeds that bound
+/// is guaranteed to be present. Memory is O(capacity) whatever the input size.
+#[derive(Debug, Clone)]
+pub struct TopK<K> {
+    capacity: usize,
+    counts: HashMap<K, u64>,
+    total: u64,
+    error: u64,
+}
+
+impl<K: Hash + Eq + Clone + Ord> TopK<K> {
+    pub fn new(capacity: usize) -> Self {
+        TopK {
+            capacity: capacity.max(1),
+            counts: HashMap::new(),
+            total: 0,
+            error: 0,
+        }
+    }
+
+    pub fn add(&mut self, key: K) {
+        self.add_n(key, 1);
+    }
+
+    pub fn add_n(&mut self, key: K, n: u64) {
+        self.total += n;
+        *self.counts.entry(key).or_insert(0) += n;
+        if self.counts.len() > 2 * self.capacity {
+            self.reduce();
+        }
+    }
+
+    /// Subtracts the (capacity+1)-th largest count from every counter and drops those at zero: the
+    /// batched form of Misra–Gries' decrement, amortised O(1) per key.
+    fn reduce(&mut self) {
+        let mut values: Vec<u64> = self.counts.values().copied().collect();
+        let (_, nth, _) = values.select_nth_unstable_by(self.capacity, |a, b| b.cmp(a));
+        let cut = *nth;
+        self.counts.retain(|_, c| {
+            *c = c.saturating_sub(cut);
+            *c > 0
+        });
+        self.error += cut;
+    }
+
+    /// Events counted, exact.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The most a reported count can be below the true count (0 while counts are exact).
+    pub fn error_bound(&self) -> u64 {
+        self.error
+    }
+
+    /// The `n` largest keys, ties broken by key so output never depends on hashing.
+    pub fn top(&self, n: usize) -> Vec<(K, u64)> {
+        let mut all: Vec<(K, u64)> = self.counts.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+impl<K: Hash + Eq + Clone + Ord> Merge for TopK<K> {
+    fn merge(&mut self, other: Self) {
+        self.total += other.total;
+        self.error += other.error;
+        for (k, c) in other.counts {
+            *self.counts.entry(k).or_insert(0) += c;
+        }
+        if self.counts.len() > 2 * self.capacity {
+            self.reduce();
+        }
+    }
+}
+
+impl<K> PartialEq for TopK<K>
+where
+    K: Hash + Eq,
+{
+    fn eq(&self, other: &Self) -> bool {
+        self.total == other.total && self.error == other.error && self.counts == other.counts
+    }
+}
+
+/// Counts by a small closed key set (protocols, states), kept sorted for stable output.
+pub type Counts = std::collections::BTreeMap<String, u64>;
+
+impl Merge for Counts {
+    fn merge(&mut self, other: Self) {
+        for (k, v) in other {
+            *self.entry(k).or_insert(0) += v;
+        }
+    }
+}
+
+impl Merge for u64 {
+    fn merge(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+impl<T: Merge> Merge for Option<T> {
+    fn merge(&mut self, other: Self) {
+        match (self.as_mut(), other) {
+            (Some(a), Some(b)) => a.merge(b),
+            (None, Some(b)) => *self = Some(b),
+            (_, None) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ev(line: u64) -> EvidenceLine {
+        EvidenceLine::new("m", line, format!("l{line}").as_bytes())
+    }
+
+    #[test]
+    fn line_sample_keeps_first_and_last_whatever_the_merge_order() {
+        let mut a = LineSample::default();
+        let mut b = LineSample::default();
+        for l in 1..=5 {
+            a.push(ev(l));
+        }
+        for l in 6..=10 {
+            b.push(ev(l));
+        }
+        let mut ab = a.clone();
+        ab.merge(b.clone());
+        let mut ba = b;
+        ba.merge(a);
+        assert_eq!(ab, ba);
+        assert_eq!(ab.total, 10);
+        let lines: Vec<u64> = ab.lines().map(|l| l.line).collect();
+        assert_eq!(lines, [1, 2, 3, 8, 9, 10]);
+    }
+
+    #[test]
+    fn top_k_is_exact_below_capacity() {
+        let mut t = TopK::new(2);
+        for k in ["a", "b", "a", "c", "a", "b"] {
+            t.add(k);
+        }
+        assert_eq!(t.top(2), vec![("a", 3), ("b", 2)]);
+        assert_eq!(t.error_bound(), 0);
+    }
+
+    #[test]
+    fn top_k_keeps_heavy_hitters_beyond_capacity() {
+        let mut t = TopK::new(4);
+        for i in 0..10_000u32 {
+            t.add(i);
+            t.add(u32::MAX);
+        }
+        let top = t.top(1);
+        assert_eq!(top[0].0, u32::MAX);
+        assert!(top[0].1 + t.error_bound() >= 10_000);
+        assert!(t.error_bound() <= t.total() / 5);
+    }
+
+    proptest! {
+        #[test]
+        fn top_k_merge_of_chunks_equals_one_pass_while_exact(
+            keys in proptest::collection::vec(0u8..20, 0..400),
+            cut in 0usize..400,
+        ) {
+            let cut = cut.min(keys.len());
+            let mut whole = TopK::new(16);
+            keys.iter().for_each(|k| whole.add(*k));
+            let mut left = TopK::new(16);
+            let mut right = TopK::new(16);
+            keys[..cut].iter().for_each(|k| left.add(*k));
+            keys[cut..].iter().for_each(|k| right.add(*k));
+            left.merge(right);
+            prop_assert_eq!(left.top(20), whole.top(20));
+        }
+
+        #[test]
+        fn top_k_error_stays_within_the_bound(keys in proptest::collection::vec(0u16..500, 0..3000)) {
+            let mut t = TopK::new(8);
+            let mut exact = HashMap::new();
+            for k in &keys {
+                t.add(*k);
+                *exact.entry(*k).or_insert(0u64) += 1;
+            }
+            prop_assert!(t.error_bound() <= t.total() / 9);
+            for (k, c) in t.top(8) {
+                prop_assert!(c <= exact[&k] && exact[&k] <= c + t.error_bound());
+            }
+        }
+    }
+}
