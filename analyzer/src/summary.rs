@@ -9,9 +9,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// Aggregates that combine: `a.merge(b)` must equal parsing `a`'s lines followed by `b`'s.
+/// Aggregates that combine: `a.combine(b)` must equal parsing `a`'s lines followed by `b`'s.
 pub trait Merge {
-    fn merge(&mut self, other: Self);
+    fn combine(&mut self, other: Self);
 }
 
 /// A line quoted as evidence: where it is and what it says.
@@ -71,7 +71,7 @@ impl LineSample {
 }
 
 impl Merge for LineSample {
-    fn merge(&mut self, other: Self) {
+    fn combine(&mut self, other: Self) {
         let total = self.total + other.total;
         let mut all: Vec<EvidenceLine> = std::mem::take(&mut self.first);
         all.append(&mut self.last);
@@ -164,7 +164,7 @@ impl<K: Hash + Eq + Clone + Ord> TopK<K> {
 }
 
 impl<K: Hash + Eq + Clone + Ord> Merge for TopK<K> {
-    fn merge(&mut self, other: Self) {
+    fn combine(&mut self, other: Self) {
         self.total += other.total;
         self.error += other.error;
         for (k, c) in other.counts {
@@ -189,7 +189,7 @@ where
 pub type Counts = std::collections::BTreeMap<String, u64>;
 
 impl Merge for Counts {
-    fn merge(&mut self, other: Self) {
+    fn combine(&mut self, other: Self) {
         for (k, v) in other {
             *self.entry(k).or_insert(0) += v;
         }
@@ -197,15 +197,15 @@ impl Merge for Counts {
 }
 
 impl Merge for u64 {
-    fn merge(&mut self, other: Self) {
+    fn combine(&mut self, other: Self) {
         *self += other;
     }
 }
 
 impl<T: Merge> Merge for Option<T> {
-    fn merge(&mut self, other: Self) {
+    fn combine(&mut self, other: Self) {
         match (self.as_mut(), other) {
-            (Some(a), Some(b)) => a.merge(b),
+            (Some(a), Some(b)) => a.combine(b),
             (None, Some(b)) => *self = Some(b),
             (_, None) => {}
         }
@@ -232,9 +232,9 @@ mod tests {
             b.push(ev(l));
         }
         let mut ab = a.clone();
-        ab.merge(b.clone());
+        ab.combine(b.clone());
         let mut ba = b;
-        ba.merge(a);
+        ba.combine(a);
         assert_eq!(ab, ba);
         assert_eq!(ab.total, 10);
         let lines: Vec<u64> = ab.lines().map(|l| l.line).collect();
@@ -277,7 +277,7 @@ mod tests {
             let mut right = TopK::new(16);
             keys[..cut].iter().for_each(|k| left.add(*k));
             keys[cut..].iter().for_each(|k| right.add(*k));
-            left.merge(right);
+            left.combine(right);
             prop_assert_eq!(left.top(20), whole.top(20));
         }
 

@@ -1,0 +1,378 @@
+//! Deciding what a member is: by its path in the v1 bundle layout (docs/bundle-format.md), else
+//! by its content.
+//!
+//! Customers rename files and paste outputs into tickets (`kern.log`, `s1`, `out.txt`), so a file
+//! is never rejected for its name: without a known path, the first lines are tested against each
+//! parser's own line recogniser and the kind whose lines dominate wins. Names are only a hint for
+//! the one case content cannot settle — a file holding a single integer.
+
+use crate::parse::{conntrack_list, conntrack_stats, dmesg, node, sysctl};
+use serde::Serialize;
+
+/// The small node-description inputs, parsed whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeField {
+    /// `uname -a`
+    Uname,
+    /// `/etc/os-release`
+    OsRelease,
+    /// `/proc/meminfo`
+    Meminfo,
+    /// `nproc`: one integer.
+    Cpus,
+    /// `/proc/cpuinfo`
+    Cpuinfo,
+    /// `/proc/uptime`
+    Uptime,
+}
+
+/// What a member holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum MemberKind {
+    Manifest,
+    Node(NodeField),
+    Dmesg,
+    /// `sysctl -a` output.
+    Sysctl,
+    /// One `/proc/sys` value, named by its sysctl key.
+    SysctlValue(String),
+    /// `conntrack -L [-o extended]` or `/proc/net/nf_conntrack`.
+    ConntrackList,
+    /// `conntrack -S`.
+    ConntrackStats,
+    /// `/proc/net/stat/nf_conntrack`.
+    ProcStatConntrack,
+    /// `conntrack -C`.
+    ConntrackCount,
+    /// The stderr capture of another member.
+    Stderr,
+    Unknown,
+}
+
+impl MemberKind {
+    /// Short human name, as shown in reports.
+    pub fn label(&self) -> String {
+        match self {
+            MemberKind::Manifest => "manifest".into(),
+            MemberKind::Node(f) => match f {
+                NodeField::Uname => "uname -a",
+                NodeField::OsRelease => "os-release",
+                NodeField::Meminfo => "/proc/meminfo",
+                NodeField::Cpus => "nproc",
+                NodeField::Cpuinfo => "/proc/cpuinfo",
+                NodeField::Uptime => "/proc/uptime",
+            }
+            .into(),
+            MemberKind::Dmesg => "dmesg".into(),
+            MemberKind::Sysctl => "sysctl -a".into(),
+            MemberKind::SysctlValue(k) => format!("sysctl {k}"),
+            MemberKind::ConntrackList => "conntrack -L".into(),
+            MemberKind::ConntrackStats => "conntrack -S".into(),
+            MemberKind::ProcStatConntrack => "/proc/net/stat/nf_conntrack".into(),
+            MemberKind::ConntrackCount => "conntrack -C".into(),
+            MemberKind::Stderr => "stderr".into(),
+            MemberKind::Unknown => "unrecognised".into(),
+        }
+    }
+}
+
+/// How a member's kind was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassifiedBy {
+    Path,
+    Content,
+}
+
+/// A member's kind, its sample index for sampled sources, and how it was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub kind: MemberKind,
+    pub sample: Option<u32>,
+    pub by: ClassifiedBy,
+}
+
+/// Classifies a member from its bundle-relative path and the first bytes of its content.
+pub fn classify(path: &str, head: &[u8]) -> Classified {
+    if let Some((kind, sample)) = by_path(path) {
+        return Classified {
+            kind,
+            sample,
+            by: ClassifiedBy::Path,
+        };
+    }
+    Classified {
+        kind: by_content(path, head),
+        sample: sample_from_name(path),
+        by: ClassifiedBy::Content,
+    }
+}
+
+/// The v1 layout. Paths are matched exactly; a sampled file is `<stem>.<N>.txt`.
+fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
+    if path.ends_with(".stderr.txt") {
+        return Some((MemberKind::Stderr, None));
+    }
+    let fixed = match path {
+        "manifest.json" => Some(MemberKind::Manifest),
+        "node/uname.txt" => Some(MemberKind::Node(NodeField::Uname)),
+        "node/os-release.txt" => Some(MemberKind::Node(NodeField::OsRelease)),
+        "node/meminfo.txt" => Some(MemberKind::Node(NodeField::Meminfo)),
+        "node/cpus.txt" => Some(MemberKind::Node(NodeField::Cpus)),
+        "node/cpuinfo.txt" => Some(MemberKind::Node(NodeField::Cpuinfo)),
+        "node/uptime.txt" => Some(MemberKind::Node(NodeField::Uptime)),
+        "kernel/dmesg.txt" => Some(MemberKind::Dmesg),
+        "sysctl/net.txt" => Some(MemberKind::Sysctl),
+        "conntrack/list.txt" => Some(MemberKind::ConntrackList),
+        _ => None,
+    };
+    if let Some(kind) = fixed {
+        return Some((kind, None));
+    }
+    let (stem, sample) = sampled(path)?;
+    let kind = match stem {
+        "conntrack/stats" => MemberKind::ConntrackStats,
+        "conntrack/count" => MemberKind::ConntrackCount,
+        "conntrack/proc-stat" => MemberKind::ProcStatConntrack,
+        _ => return None,
+    };
+    Some((kind, Some(sample)))
+}
+
+/// `conntrack/stats.3.txt` → (`conntrack/stats`, 3).
+fn sampled(path: &str) -> Option<(&str, u32)> {
+    let without_ext = path.strip_suffix(".txt")?;
+    let (stem, n) = without_ext.rsplit_once('.')?;
+    Some((stem, n.parse().ok()?))
+}
+
+/// A trailing number in a loose file's name (`stats-2.txt`, `s1`) orders samples taken by hand.
+fn sample_from_name(path: &str) -> Option<u32> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.split('.').next().unwrap_or(name);
+    let digits: String = stem
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits.parse().ok()
+}
+
+/// How many leading lines are looked at to decide.
+const SNIFF_LINES: usize = 200;
+
+fn by_content(path: &str, head: &[u8]) -> MemberKind {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    let lines: Vec<&[u8]> = crate::parse::lines(head, 1)
+        .map(|(_, l)| l)
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .take(SNIFF_LINES)
+        .collect();
+    let Some(first) = lines.first() else {
+        return MemberKind::Unknown;
+    };
+    let trimmed = first.trim_ascii_start();
+    if trimmed.starts_with(b"{") && contains(head, b"\"members\"") {
+        return MemberKind::Manifest;
+    }
+    if conntrack_stats::is_proc_stat_header(first) {
+        return MemberKind::ProcStatConntrack;
+    }
+    if lines.len() == 1
+        && let Some(kind) = single_value(&name, path, trimmed)
+    {
+        return kind;
+    }
+    if node::is_meminfo(&lines) {
+        return MemberKind::Node(NodeField::Meminfo);
+    }
+    if node::is_cpuinfo(&lines) {
+        return MemberKind::Node(NodeField::Cpuinfo);
+    }
+    if node::is_os_release(&lines) {
+        return MemberKind::Node(NodeField::OsRelease);
+    }
+    if lines.len() == 1 && node::is_uname(first) {
+        return MemberKind::Node(NodeField::Uname);
+    }
+    if lines.len() == 1 && node::is_uptime(first) {
+        return MemberKind::Node(NodeField::Uptime);
+    }
+    // Multi-line text: the recogniser that claims most lines wins, if it claims enough of them;
+    // on a tie the more specific shape (listed later) wins.
+    let share =
+        |f: fn(&[u8]) -> bool| lines.iter().filter(|l| f(l)).count() as f64 / lines.len() as f64;
+    let candidates = [
+        (MemberKind::Dmesg, share(dmesg::looks_like), 0.3),
+        (MemberKind::Sysctl, share(sysctl::looks_like), 0.5),
+        (
+            MemberKind::ConntrackStats,
+            share(conntrack_stats::looks_like),
+            0.5,
+        ),
+        (
+            MemberKind::ConntrackList,
+            share(conntrack_list::looks_like),
+            0.5,
+        ),
+    ];
+    let best = candidates
+        .into_iter()
+        .filter(|(_, s, min)| s >= min)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((kind, _, _)) = best {
+        return kind;
+    }
+    // A kernel log excerpt without timestamps still names conntrack.
+    if lines.iter().any(|l| dmesg::mentions_conntrack(l)) {
+        return MemberKind::Dmesg;
+    }
+    MemberKind::Unknown
+}
+
+/// A file holding one value: its path or name says what it is; a bare integer without a hint is
+/// most often a pasted `conntrack -C`.
+fn single_value(name: &str, path: &str, line: &[u8]) -> Option<MemberKind> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    if let Some(key) = proc_sys_key(path) {
+        return Some(MemberKind::SysctlValue(key));
+    }
+    let numeric = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !numeric {
+        return None;
+    }
+    if name.contains("cpu") || name.contains("nproc") {
+        return Some(MemberKind::Node(NodeField::Cpus));
+    }
+    if name.contains("bucket") || name.contains("hashsize") {
+        return Some(MemberKind::SysctlValue(
+            "net.netfilter.nf_conntrack_buckets".into(),
+        ));
+    }
+    if name.contains("max") {
+        return Some(MemberKind::SysctlValue(
+            "net.netfilter.nf_conntrack_max".into(),
+        ));
+    }
+    Some(MemberKind::ConntrackCount)
+}
+
+/// `…/proc/sys/net/netfilter/nf_conntrack_max` or a bare `nf_conntrack_max` file → its sysctl key.
+fn proc_sys_key(path: &str) -> Option<String> {
+    if let Some(i) = path.find("proc/sys/") {
+        return Some(path[i + "proc/sys/".len()..].replace('/', "."));
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.strip_suffix(".txt").unwrap_or(name);
+    if let Some(rest) = stem.strip_prefix("net.") {
+        return Some(format!("net.{rest}"));
+    }
+    match stem {
+        "nf_conntrack_max" | "nf_conntrack_count" | "nf_conntrack_buckets" => {
+            Some(format!("net.netfilter.{stem}"))
+        }
+        _ => None,
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(path: &str, content: &str) -> MemberKind {
+        classify(path, content.as_bytes()).kind
+    }
+
+    #[test]
+    fn v1_paths_are_trusted_with_their_sample_index() {
+        let c = classify("conntrack/stats.1.txt", b"");
+        assert_eq!(c.kind, MemberKind::ConntrackStats);
+        assert_eq!(c.sample, Some(1));
+        assert_eq!(c.by, ClassifiedBy::Path);
+        assert_eq!(kind("conntrack/list.txt", ""), MemberKind::ConntrackList);
+        assert_eq!(kind("conntrack/stats.0.stderr.txt", ""), MemberKind::Stderr);
+    }
+
+    #[test]
+    fn oddly_named_files_are_recognised_by_content() {
+        assert_eq!(
+            kind(
+                "kern.log",
+                "Feb 23 16:44:36 jobs kernel: [38775494.393661] nf_conntrack: table full, dropping packet\n"
+            ),
+            MemberKind::Dmesg
+        );
+        assert_eq!(
+            kind(
+                "s1",
+                "cpu=0   \tfound=0 invalid=0 insert=0 insert_failed=0 drop=46 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0 \n"
+            ),
+            MemberKind::ConntrackStats
+        );
+        assert_eq!(
+            kind(
+                "out.txt",
+                "tcp      6 119 TIME_WAIT src=10.200.0.1 dst=10.200.0.2 sport=38424 dport=8080 src=10.200.0.2 dst=10.200.0.1 sport=8080 dport=38424 [ASSURED] mark=0 use=1\n"
+            ),
+            MemberKind::ConntrackList
+        );
+        assert_eq!(
+            kind(
+                "a",
+                "net.netfilter.nf_conntrack_max = 262144\nnet.netfilter.nf_conntrack_count = 12\n"
+            ),
+            MemberKind::Sysctl
+        );
+        assert_eq!(
+            kind(
+                "x",
+                "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n"
+            ),
+            MemberKind::ProcStatConntrack
+        );
+        assert_eq!(
+            kind(
+                "MemInfo",
+                "MemTotal:       32831414 kB\nMemFree:         1234 kB\n"
+            ),
+            MemberKind::Node(NodeField::Meminfo)
+        );
+    }
+
+    #[test]
+    fn a_single_integer_is_named_by_its_file() {
+        assert_eq!(kind("count", "132\n"), MemberKind::ConntrackCount);
+        assert_eq!(kind("nproc.txt", "8\n"), MemberKind::Node(NodeField::Cpus));
+        assert_eq!(
+            kind("proc/sys/net/netfilter/nf_conntrack_max", "262144\n"),
+            MemberKind::SysctlValue("net.netfilter.nf_conntrack_max".into())
+        );
+        assert_eq!(
+            kind("conntrack_max.txt", "65536\n"),
+            MemberKind::SysctlValue("net.netfilter.nf_conntrack_max".into())
+        );
+    }
+
+    #[test]
+    fn loose_samples_are_ordered_by_the_number_in_their_name() {
+        assert_eq!(classify("s2", b"cpu=0 drop=1\n").sample, Some(2));
+        assert_eq!(classify("stats-10.txt", b"cpu=0 drop=1\n").sample, Some(10));
+        assert_eq!(classify("stats.txt", b"cpu=0 drop=1\n").sample, None);
+    }
+
+    #[test]
+    fn unrecognised_text_is_unknown() {
+        assert_eq!(kind("notes.txt", "hello\nworld\n"), MemberKind::Unknown);
+        assert_eq!(kind("empty", ""), MemberKind::Unknown);
+    }
+}

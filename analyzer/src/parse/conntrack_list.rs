@@ -1,0 +1,907 @@
+//! `conntrack -L` (default and `-o extended`) and `/proc/net/nf_conntrack`, summarised while read.
+//!
+//! Printers: libnetfilter_conntrack `__snprintf_conntrack_default` and the kernel's `ct_seq_show`.
+//! Column positions are not fixed — the l3 prefix exists only with `-o extended` and in /proc, the
+//! timeout is missing for offloaded flows, UDP/ICMP/GRE have no state word, accounting adds
+//! `packets= bytes=` after each tuple — so the line is read by token shape: an optional event and
+//! l3 pair, the l4 pair, an optional timeout and state, then `key=value` tokens and `[FLAG]`s, the
+//! second `src=` starting the reply tuple. Unknown keys are skipped, so new kernels stay readable.
+//!
+//! A busy node's table has 10⁶ entries: nothing here keeps an entry. Each line is folded into a
+//! [`ListSummary`] (counts, bounded top-k, per-backend counters) that merges associatively, so
+//! chunks parse in parallel.
+
+use super::{ChunkCtx, LineProblems};
+use crate::summary::{Counts, EvidenceLine, LineSample, Merge, TopK};
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take_till, take_while1};
+use nom::character::complete::{char, digit1, space0, space1};
+use nom::combinator::{map, map_res, opt, verify};
+use nom::sequence::{delimited, preceded, separated_pair, terminated};
+use nom::{IResult, Parser};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// The ports part of a tuple, by protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ports {
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    /// ICMP type/code/id.
+    pub icmp: Option<(u8, u8, u16)>,
+}
+
+/// One direction of a connection, borrowed from the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tuple<'a> {
+    pub src: &'a [u8],
+    pub dst: &'a [u8],
+    pub ports: Ports,
+}
+
+/// `[ASSURED]`, `[OFFLOAD]`, `[HW_OFFLOAD]` — mutually exclusive, offload wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    #[default]
+    None,
+    Assured,
+    Offload,
+    HwOffload,
+}
+
+/// One conntrack entry, borrowed from its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConntrackEntry<'a> {
+    /// `ipv4`/`ipv6` with `-o extended` and in /proc.
+    pub l3: Option<&'a [u8]>,
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, `sctp`, `gre`, `dccp`, `udplite`, `unknown`.
+    pub proto: &'a [u8],
+    pub proto_num: u8,
+    /// Seconds until expiry; absent for offloaded flows in /proc.
+    pub timeout: Option<u32>,
+    /// TCP/SCTP/DCCP state word.
+    pub state: Option<&'a [u8]>,
+    pub orig: Tuple<'a>,
+    pub reply: Option<Tuple<'a>>,
+    pub unreplied: bool,
+    pub status: Status,
+    pub zone: Option<u16>,
+    pub mark: Option<u32>,
+}
+
+fn uint<T: std::str::FromStr>(i: &[u8]) -> IResult<&[u8], T> {
+    map_res(digit1, |d: &[u8]| {
+        std::str::from_utf8(d)
+            .map_err(|_| ())
+            .and_then(|s| s.parse::<T>().map_err(|_| ()))
+    })
+    .parse(i)
+}
+
+/// A protocol name: lower case, digits after the first letter (`icmpv6`).
+fn word(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    verify(
+        take_while1(|b: u8| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        |w: &[u8]| w[0].is_ascii_lowercase(),
+    )
+    .parse(i)
+}
+
+/// `[NEW] ` / `[UPDATE] ` / `[DESTROY] ` from `conntrack -E`, right-aligned to 9 columns.
+fn event(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    terminated(
+        delimited(
+            char('['),
+            alt((tag("NEW"), tag("UPDATE"), tag("DESTROY"))),
+            char(']'),
+        ),
+        space1,
+    )
+    .parse(i)
+}
+
+/// `ipv4     2 ` — the l3 name and number.
+fn l3(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    terminated(
+        alt((tag("ipv4"), tag("ipv6"), tag("unknown"))),
+        (space1, digit1, space1),
+    )
+    .parse(i)
+}
+
+/// `tcp      6 ` — the l4 name and number.
+fn l4(i: &[u8]) -> IResult<&[u8], (&[u8], u8)> {
+    terminated(separated_pair(word, space1, uint::<u8>), space1).parse(i)
+}
+
+/// `431999 ` — seconds left.
+fn timeout(i: &[u8]) -> IResult<&[u8], u32> {
+    terminated(uint::<u32>, space1).parse(i)
+}
+
+/// `ESTABLISHED ` — upper case, possibly with digits (`SYN_SENT2`).
+fn state(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    terminated(
+        verify(
+            take_while1(|b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+            |w: &[u8]| w[0].is_ascii_uppercase(),
+        ),
+        space1,
+    )
+    .parse(i)
+}
+
+/// The columns before the first tuple.
+#[allow(clippy::type_complexity)]
+fn head(i: &[u8]) -> IResult<&[u8], (Option<&[u8]>, (&[u8], u8), Option<u32>, Option<&[u8]>)> {
+    let (i, _) = preceded(space0, opt(event)).parse(i)?;
+    // `unknown` is both an l3 and an l4 name: try the l3 pair first, and without it if the rest
+    // does not follow.
+    let (i, (l3, l4)) =
+        alt((map((l3, l4), |(a, b)| (Some(a), b)), map(l4, |b| (None, b)))).parse(i)?;
+    let (i, (timeout, state)) = (opt(timeout), opt(state)).parse(i)?;
+    Ok((i, (l3, l4, timeout, state)))
+}
+
+/// One token of the tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Pair(&'a [u8], &'a [u8]),
+    Flag(&'a [u8]),
+}
+
+fn pair(i: &[u8]) -> IResult<&[u8], Token<'_>> {
+    map(
+        separated_pair(
+            take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            char('='),
+            take_till(|b: u8| b == b' ' || b == b'\t'),
+        ),
+        |(k, v)| Token::Pair(k, v),
+    )
+    .parse(i)
+}
+
+/// `[ASSURED]`, or a bracket group that may hold spaces (`[start=Tue Nov 21 10:00:00 2026]`).
+fn flag(i: &[u8]) -> IResult<&[u8], Token<'_>> {
+    map(
+        delimited(char('['), take_till(|b| b == b']'), char(']')),
+        Token::Flag,
+    )
+    .parse(i)
+}
+
+fn token(i: &[u8]) -> IResult<&[u8], Token<'_>> {
+    terminated(alt((pair, flag)), space0).parse(i)
+}
+
+/// Why a line is not an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryError {
+    /// The columns before the tuple are not `[l3 n] l4 n [timeout] [STATE]`.
+    Head,
+    /// A token is neither `key=value` nor `[FLAG]`.
+    Token,
+    /// No `src=`/`dst=` original tuple.
+    NoTuple,
+}
+
+impl EntryError {
+    fn reason(self) -> &'static str {
+        match self {
+            EntryError::Head => {
+                "not a conntrack entry (expected `[l3 n] proto n [timeout] [STATE] src=…`)"
+            }
+            EntryError::Token => {
+                "conntrack entry with a token that is neither key=value nor [FLAG]"
+            }
+            EntryError::NoTuple => "conntrack entry without a src=/dst= tuple",
+        }
+    }
+}
+
+fn port_number<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Parses one entry line.
+pub fn entry(line: &[u8]) -> Result<ConntrackEntry<'_>, EntryError> {
+    let (mut rest, (l3, (proto, proto_num), timeout, state)) =
+        head(line).map_err(|_| EntryError::Head)?;
+    let mut e = ConntrackEntry {
+        l3,
+        proto,
+        proto_num,
+        timeout,
+        state,
+        orig: Tuple::default(),
+        reply: None,
+        unreplied: false,
+        status: Status::None,
+        zone: None,
+        mark: None,
+    };
+    // 0: original tuple, 1: reply tuple; `in_tuple` while port keys still belong to it.
+    let mut which = 0usize;
+    let mut in_tuple = false;
+    let mut reply = Tuple::default();
+    let mut icmp = (None::<u8>, None::<u8>, None::<u16>);
+    let mut icmp_reply = (None::<u8>, None::<u8>, None::<u16>);
+    while !rest.is_empty() {
+        let (r, t) = token(rest).map_err(|_| EntryError::Token)?;
+        rest = r;
+        match t {
+            Token::Pair(b"src", v) => {
+                if which == 0 && !e.orig.src.is_empty() {
+                    which = 1;
+                }
+                let t = if which == 0 { &mut e.orig } else { &mut reply };
+                t.src = v;
+                in_tuple = true;
+            }
+            Token::Pair(k, v) if in_tuple => {
+                let (t, ic) = if which == 0 {
+                    (&mut e.orig, &mut icmp)
+                } else {
+                    (&mut reply, &mut icmp_reply)
+                };
+                match k {
+                    b"dst" => t.dst = v,
+                    b"sport" => t.ports.sport = port_number(v),
+                    b"dport" => t.ports.dport = port_number(v),
+                    b"type" => ic.0 = port_number(v),
+                    b"code" => ic.1 = port_number(v),
+                    b"id" => ic.2 = port_number(v),
+                    _ => {
+                        in_tuple = false;
+                        attribute(&mut e, k, v);
+                    }
+                }
+            }
+            Token::Pair(k, v) => attribute(&mut e, k, v),
+            Token::Flag(f) => {
+                in_tuple = false;
+                match f {
+                    b"UNREPLIED" => e.unreplied = true,
+                    b"ASSURED" if e.status == Status::None => e.status = Status::Assured,
+                    b"OFFLOAD" => e.status = Status::Offload,
+                    b"HW_OFFLOAD" => e.status = Status::HwOffload,
+                    _ => {}
+                }
+            }
+        }
+    }
+    if e.orig.src.is_empty() || e.orig.dst.is_empty() {
+        return Err(EntryError::NoTuple);
+    }
+    if let (Some(t), Some(c), Some(id)) = icmp {
+        e.orig.ports.icmp = Some((t, c, id));
+    }
+    if let (Some(t), Some(c), Some(id)) = icmp_reply {
+        reply.ports.icmp = Some((t, c, id));
+    }
+    if which == 1 {
+        e.reply = Some(reply);
+    }
+    Ok(e)
+}
+
+fn attribute(e: &mut ConntrackEntry<'_>, k: &[u8], v: &[u8]) {
+    match k {
+        b"zone" => e.zone = port_number(v),
+        b"mark" => e.mark = port_number(v),
+        _ => {}
+    }
+}
+
+/// Whether a line is a conntrack entry (classification).
+pub fn looks_like(line: &[u8]) -> bool {
+    head(line).is_ok() && memchr::memmem::find(line, b"src=").is_some()
+}
+
+/// `conntrack v1.4.7 (conntrack-tools): 132 flow entries have been shown.`
+fn footer(i: &[u8]) -> IResult<&[u8], u64> {
+    let (i, _) = (tag("conntrack v"), take_till(|b| b == b':'), tag(": ")).parse(i)?;
+    terminated(uint::<u64>, tag(" flow entries have been shown.")).parse(i)
+}
+
+/// The protocol of a summarised entry, as a small closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    Sctp,
+    Gre,
+    Dccp,
+    Udplite,
+    Other,
+}
+
+impl Proto {
+    fn of(name: &[u8]) -> Proto {
+        match name {
+            b"tcp" => Proto::Tcp,
+            b"udp" => Proto::Udp,
+            b"icmp" => Proto::Icmp,
+            b"icmpv6" => Proto::Icmpv6,
+            b"sctp" => Proto::Sctp,
+            b"gre" => Proto::Gre,
+            b"dccp" => Proto::Dccp,
+            b"udplite" => Proto::Udplite,
+            _ => Proto::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Icmpv6 => "icmpv6",
+            Proto::Sctp => "sctp",
+            Proto::Gre => "gre",
+            Proto::Dccp => "dccp",
+            Proto::Udplite => "udplite",
+            Proto::Other => "other",
+        }
+    }
+}
+
+/// A client → service pair as the original tuple shows it: who talks to what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Pair {
+    pub proto: Proto,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub dport: u16,
+}
+
+/// A destination as clients address it (a ClusterIP:port under kube-proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Service {
+    pub proto: Proto,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+/// Entries DNAT'd to one backend: how many got a reply and how many never did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct BackendCounts {
+    pub replied: u64,
+    pub unreplied: u64,
+    /// The service it serves (the smallest seen, so merge order never matters).
+    pub service: Option<Service>,
+}
+
+/// At most this many distinct DNAT backends are tracked per member; the rest are counted.
+const MAX_BACKENDS: usize = 100_000;
+/// Heavy-hitter capacity of each top-k (exact up to twice this many distinct keys).
+pub const TOP_K_CAPACITY: usize = 1024;
+
+/// What a conntrack table holds, without holding it.
+#[derive(Debug, Clone)]
+pub struct ListSummary {
+    pub entries: u64,
+    pub by_family: Counts,
+    pub by_proto: Counts,
+    pub tcp_states: Counts,
+    pub unreplied: u64,
+    pub unreplied_by_proto: Counts,
+    pub assured: u64,
+    pub offloaded: u64,
+    /// Entries whose reply source differs from the original destination (kube-proxy DNAT).
+    pub dnat: u64,
+    /// Entries whose reply destination differs from the original source (SNAT/MASQUERADE).
+    pub snat: u64,
+    /// Entries to port 53 (DNS), by protocol.
+    pub dns_by_proto: Counts,
+    pub pairs: TopK<Pair>,
+    pub timewait_pairs: TopK<Pair>,
+    pub established_pairs: TopK<Pair>,
+    /// TCP entries that never got a reply (SYN_SENT, `[UNREPLIED]`).
+    pub unanswered_tcp_pairs: TopK<Pair>,
+    pub udp_pairs: TopK<Pair>,
+    pub services: TopK<Service>,
+    pub backends: HashMap<IpAddr, BackendCounts>,
+    pub backends_overflow: u64,
+    /// The count `conntrack -L` printed at the end, with its line.
+    pub footer: Option<(u64, EvidenceLine)>,
+    /// First and last example lines per notable kind (`TIME_WAIT`, `SYN_SENT`, `UNREPLIED udp`, …).
+    pub examples: std::collections::BTreeMap<String, LineSample>,
+}
+
+impl Default for ListSummary {
+    fn default() -> Self {
+        ListSummary {
+            entries: 0,
+            by_family: Counts::new(),
+            by_proto: Counts::new(),
+            tcp_states: Counts::new(),
+            unreplied: 0,
+            unreplied_by_proto: Counts::new(),
+            assured: 0,
+            offloaded: 0,
+            dnat: 0,
+            snat: 0,
+            dns_by_proto: Counts::new(),
+            pairs: TopK::new(TOP_K_CAPACITY),
+            timewait_pairs: TopK::new(TOP_K_CAPACITY),
+            established_pairs: TopK::new(TOP_K_CAPACITY),
+            unanswered_tcp_pairs: TopK::new(TOP_K_CAPACITY),
+            udp_pairs: TopK::new(TOP_K_CAPACITY),
+            services: TopK::new(TOP_K_CAPACITY),
+            backends: HashMap::new(),
+            backends_overflow: 0,
+            footer: None,
+            examples: Default::default(),
+        }
+    }
+}
+
+fn bump(c: &mut Counts, key: &[u8]) {
+    // Keys are a small closed set; allocating only for a first sighting keeps the hot path cheap.
+    if let Some(v) = std::str::from_utf8(key).ok().and_then(|k| c.get_mut(k)) {
+        *v += 1;
+    } else {
+        *c.entry(String::from_utf8_lossy(key).into_owned())
+            .or_insert(0) += 1;
+    }
+}
+
+fn addr(raw: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+impl ListSummary {
+    pub fn add_line(&mut self, ctx: &ChunkCtx, n: u64, line: &[u8], problems: &mut LineProblems) {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            return;
+        }
+        let e = match entry(trimmed) {
+            Ok(e) => e,
+            Err(err) => {
+                if let Ok((_, count)) = footer(trimmed) {
+                    self.footer = Some((count, EvidenceLine::new(&ctx.member, n, line)));
+                } else if trimmed.starts_with(b"conntrack v") {
+                    problems.malformed(
+                        ctx,
+                        n,
+                        "conntrack reported an error instead of entries",
+                        line,
+                    );
+                } else {
+                    problems.malformed(ctx, n, err.reason(), line);
+                }
+                return;
+            }
+        };
+        self.add_entry(ctx, n, line, &e);
+    }
+
+    fn example(&mut self, kind: &str, ctx: &ChunkCtx, n: u64, line: &[u8]) {
+        match self.examples.get_mut(kind) {
+            Some(s) => s.push(EvidenceLine::new(&ctx.member, n, line)),
+            None => {
+                let mut s = LineSample::default();
+                s.push(EvidenceLine::new(&ctx.member, n, line));
+                self.examples.insert(kind.to_string(), s);
+            }
+        }
+    }
+
+    fn add_entry(&mut self, ctx: &ChunkCtx, n: u64, line: &[u8], e: &ConntrackEntry<'_>) {
+        self.entries += 1;
+        let proto = Proto::of(e.proto);
+        let src = addr(e.orig.src);
+        let dst = addr(e.orig.dst);
+        let family: &[u8] = match (e.l3, src) {
+            (Some(l3), _) => l3,
+            (None, Some(IpAddr::V6(_))) => b"ipv6",
+            (None, _) => b"ipv4",
+        };
+        bump(&mut self.by_family, family);
+        bump(&mut self.by_proto, e.proto);
+        if let Some(s) = e.state
+            && proto == Proto::Tcp
+        {
+            bump(&mut self.tcp_states, s);
+        }
+        if e.unreplied {
+            self.unreplied += 1;
+            bump(&mut self.unreplied_by_proto, e.proto);
+        }
+        match e.status {
+            Status::Assured => self.assured += 1,
+            Status::Offload | Status::HwOffload => self.offloaded += 1,
+            Status::None => {}
+        }
+        let dport = e.orig.ports.dport;
+        if dport == Some(53) {
+            bump(&mut self.dns_by_proto, e.proto);
+        }
+        let (Some(src), Some(dst)) = (src, dst) else {
+            return;
+        };
+        let pair = Pair {
+            proto,
+            src,
+            dst,
+            dport: dport.unwrap_or(0),
+        };
+        self.pairs.add(pair);
+        let service = Service {
+            proto,
+            addr: dst,
+            port: pair.dport,
+        };
+        self.services.add(service);
+        let state = e.state.unwrap_or(b"");
+        match (proto, state) {
+            (Proto::Tcp, b"TIME_WAIT") => {
+                self.timewait_pairs.add(pair);
+                self.example("tcp TIME_WAIT", ctx, n, line);
+            }
+            (Proto::Tcp, b"ESTABLISHED") => {
+                self.established_pairs.add(pair);
+                self.example("tcp ESTABLISHED", ctx, n, line);
+            }
+            _ => {}
+        }
+        if proto == Proto::Tcp && (e.unreplied || state == b"SYN_SENT") {
+            self.unanswered_tcp_pairs.add(pair);
+            self.example("tcp unanswered", ctx, n, line);
+        }
+        if proto == Proto::Udp {
+            self.udp_pairs.add(pair);
+            if e.unreplied {
+                self.example("udp UNREPLIED", ctx, n, line);
+            }
+        }
+        let Some(reply) = &e.reply else {
+            return;
+        };
+        let reply_src = addr(reply.src);
+        let reply_dst = addr(reply.dst);
+        if reply_dst.is_some_and(|d| d != src) {
+            self.snat += 1;
+        }
+        let Some(backend) = reply_src.filter(|b| *b != dst) else {
+            return;
+        };
+        self.dnat += 1;
+        if e.unreplied {
+            self.example("dnat UNREPLIED", ctx, n, line);
+        }
+        let len = self.backends.len();
+        let slot = match self.backends.get_mut(&backend) {
+            Some(slot) => slot,
+            None if len < MAX_BACKENDS => self.backends.entry(backend).or_default(),
+            None => {
+                self.backends_overflow += 1;
+                return;
+            }
+        };
+        if e.unreplied {
+            slot.unreplied += 1;
+        } else {
+            slot.replied += 1;
+        }
+        if slot.service.is_none_or(|s| service < s) {
+            slot.service = Some(service);
+        }
+    }
+}
+
+impl Merge for ListSummary {
+    fn combine(&mut self, other: Self) {
+        self.entries += other.entries;
+        self.by_family.combine(other.by_family);
+        self.by_proto.combine(other.by_proto);
+        self.tcp_states.combine(other.tcp_states);
+        self.unreplied += other.unreplied;
+        self.unreplied_by_proto.combine(other.unreplied_by_proto);
+        self.assured += other.assured;
+        self.offloaded += other.offloaded;
+        self.dnat += other.dnat;
+        self.snat += other.snat;
+        self.dns_by_proto.combine(other.dns_by_proto);
+        self.pairs.combine(other.pairs);
+        self.timewait_pairs.combine(other.timewait_pairs);
+        self.established_pairs.combine(other.established_pairs);
+        self.unanswered_tcp_pairs
+            .combine(other.unanswered_tcp_pairs);
+        self.udp_pairs.combine(other.udp_pairs);
+        self.services.combine(other.services);
+        self.backends_overflow += other.backends_overflow;
+        for (ip, c) in other.backends {
+            let len = self.backends.len();
+            match self.backends.get_mut(&ip) {
+                Some(mine) => {
+                    mine.replied += c.replied;
+                    mine.unreplied += c.unreplied;
+                    mine.service = match (mine.service, c.service) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None if len < MAX_BACKENDS => {
+                    self.backends.insert(ip, c);
+                }
+                None => self.backends_overflow += c.replied + c.unreplied,
+            }
+        }
+        if let Some(theirs) = other.footer
+            && self
+                .footer
+                .as_ref()
+                .is_none_or(|f| theirs.1.line > f.1.line)
+        {
+            self.footer = Some(theirs);
+        }
+        for (k, v) in other.examples {
+            self.examples.entry(k).or_default().combine(v);
+        }
+    }
+}
+
+impl PartialEq for ListSummary {
+    fn eq(&self, o: &Self) -> bool {
+        self.entries == o.entries
+            && self.by_family == o.by_family
+            && self.by_proto == o.by_proto
+            && self.tcp_states == o.tcp_states
+            && self.unreplied == o.unreplied
+            && self.unreplied_by_proto == o.unreplied_by_proto
+            && self.assured == o.assured
+            && self.offloaded == o.offloaded
+            && self.dnat == o.dnat
+            && self.snat == o.snat
+            && self.dns_by_proto == o.dns_by_proto
+            && self.pairs == o.pairs
+            && self.timewait_pairs == o.timewait_pairs
+            && self.established_pairs == o.established_pairs
+            && self.unanswered_tcp_pairs == o.unanswered_tcp_pairs
+            && self.udp_pairs == o.udp_pairs
+            && self.services == o.services
+            && self.backends == o.backends
+            && self.backends_overflow == o.backends_overflow
+            && self.footer == o.footer
+            && self.examples == o.examples
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::MemberKind;
+    use crate::parse::{MemberSummary, lines, parse_all};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn tuple<'a>(src: &'a str, dst: &'a str, sport: u16, dport: u16) -> Tuple<'a> {
+        Tuple {
+            src: src.as_bytes(),
+            dst: dst.as_bytes(),
+            ports: Ports {
+                sport: Some(sport),
+                dport: Some(dport),
+                icmp: None,
+            },
+        }
+    }
+
+    #[test]
+    fn default_tcp_time_wait_line() {
+        let line = b"tcp      6 119 TIME_WAIT src=10.200.0.1 dst=10.200.0.2 sport=38424 dport=8080 src=10.200.0.2 dst=10.200.0.1 sport=8080 dport=38424 [ASSURED] mark=0 use=1";
+        assert_eq!(
+            entry(line),
+            Ok(ConntrackEntry {
+                l3: None,
+                proto: b"tcp",
+                proto_num: 6,
+                timeout: Some(119),
+                state: Some(b"TIME_WAIT"),
+                orig: tuple("10.200.0.1", "10.200.0.2", 38424, 8080),
+                reply: Some(tuple("10.200.0.2", "10.200.0.1", 8080, 38424)),
+                unreplied: false,
+                status: Status::Assured,
+                zone: None,
+                mark: Some(0),
+            })
+        );
+    }
+
+    #[test]
+    fn udp_has_no_state_and_unreplied_sits_between_the_tuples() {
+        let e = entry(b"udp      17 23 src=10.200.0.1 dst=10.200.0.2 sport=45524 dport=5320 [UNREPLIED] src=10.200.0.2 dst=10.200.0.1 sport=5320 dport=45524 mark=0 use=1").expect("entry");
+        assert_eq!(e.state, None);
+        assert!(e.unreplied);
+        assert_eq!(e.timeout, Some(23));
+        assert_eq!(
+            e.reply,
+            Some(tuple("10.200.0.2", "10.200.0.1", 5320, 45524))
+        );
+    }
+
+    #[test]
+    fn extended_and_proc_forms_carry_l3_and_zone() {
+        let e = entry(b"ipv4     2 tcp      6 431995 ESTABLISHED src=10.244.1.5 dst=10.96.0.1 sport=40000 dport=443 src=10.0.0.10 dst=10.244.1.5 sport=6443 dport=40000 [ASSURED] mark=0 use=1").expect("entry");
+        assert_eq!(e.l3, Some(&b"ipv4"[..]));
+        let p = entry(b"ipv4     2 udp      17 23 src=10.12.0.14 dst=10.15.240.10 sport=43145 dport=53 [UNREPLIED] src=10.12.0.11 dst=10.12.0.14 sport=53 dport=43145 mark=0 zone=0 use=2").expect("entry");
+        assert_eq!(p.zone, Some(0));
+        assert!(p.unreplied);
+    }
+
+    #[test]
+    fn ipv6_proc_form_with_leading_zeros() {
+        let e = entry(b"ipv6     10 tcp      6 86392 ESTABLISHED src=2001:0db8:ffff:0021:0000:0000:0000:0002 dst=2001:0db8:ffff:0022:0000:0000:0000:0002 sport=49344 dport=8080 src=2001:0db8:ffff:0022:0000:0000:0000:0002 dst=2001:0db8:ffff:0021:0000:0000:0000:0002 sport=8080 dport=49344 [ASSURED] mark=0 zone=0 use=3").expect("entry");
+        assert_eq!(addr(e.orig.src), addr(b"2001:db8:ffff:21::2"));
+    }
+
+    #[test]
+    fn icmp_gre_unknown_and_sctp_lines() {
+        let icmp = entry(b"icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=1234 src=10.0.0.2 dst=10.0.0.1 type=0 code=0 id=1234 mark=0 use=1").expect("icmp");
+        assert_eq!(icmp.orig.ports.icmp, Some((8, 0, 1234)));
+        let icmp6 = entry(b"icmpv6   58 29 src=fd00::1 dst=fd00::2 type=128 code=0 id=7 src=fd00::2 dst=fd00::1 type=129 code=0 id=7 mark=0 use=1").expect("icmpv6");
+        assert_eq!(icmp6.proto_num, 58);
+        let gre = entry(b"gre      47 178 src=10.0.0.1 dst=10.0.0.2 srckey=0x0 dstkey=0x0 src=10.0.0.2 dst=10.0.0.1 srckey=0x0 dstkey=0x0 [ASSURED] mark=0 use=1").expect("gre");
+        assert_eq!(gre.orig.ports, Ports::default());
+        let unknown = entry(
+            b"unknown  50 599 src=10.0.0.1 dst=10.0.0.2 src=10.0.0.2 dst=10.0.0.1 mark=0 use=1",
+        )
+        .expect("unknown");
+        assert_eq!(unknown.proto, b"unknown");
+        let ext_unknown = entry(b"ipv4     2 unknown  50 599 src=10.0.0.1 dst=10.0.0.2 src=10.0.0.2 dst=10.0.0.1 mark=0 use=1").expect("extended unknown");
+        assert_eq!(
+            (ext_unknown.l3, ext_unknown.proto_num),
+            (Some(&b"ipv4"[..]), 50)
+        );
+        let sctp = entry(b"sctp     132 204 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=6000 src=10.0.0.2 dst=10.0.0.1 sport=6000 dport=5000 [ASSURED] mark=0 use=1").expect("sctp");
+        assert_eq!(sctp.state, Some(&b"ESTABLISHED"[..]));
+    }
+
+    #[test]
+    fn offloaded_flows_have_no_timeout_and_attributes_are_skipped() {
+        let e = entry(b"ipv4     2 tcp      6 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 packets=10 bytes=600 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 packets=9 bytes=500 [OFFLOAD] mark=0 secctx=system_u:object_r:unlabeled_t:s0 zone=0 delta-time=12 use=2 labels=a,b").expect("entry");
+        assert_eq!(e.timeout, None);
+        assert_eq!(e.status, Status::Offload);
+        assert_eq!(e.reply.map(|r| r.ports.sport), Some(Some(2)));
+        let ts = entry(b"tcp      6 119 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 [ASSURED] mark=0 [start=Tue Nov 21 10:00:00 2026] [stop=Tue Nov 21 10:02:00 2026] use=1 id=3405691582").expect("timestamps");
+        assert_eq!(ts.status, Status::Assured);
+    }
+
+    #[test]
+    fn event_lines_from_dash_e_parse() {
+        let e = entry(b"    [NEW] tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=43664 dport=443 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=443 dport=43664").expect("event");
+        assert_eq!(e.state, Some(&b"SYN_SENT"[..]));
+    }
+
+    #[test]
+    fn rejects_lines_that_are_not_entries() {
+        assert_eq!(entry(b"hello world"), Err(EntryError::Head));
+        assert_eq!(
+            entry(b"tcp      6 119 TIME_WAIT sport=1 dport=2"),
+            Err(EntryError::NoTuple)
+        );
+        assert_eq!(
+            entry(b"tcp      6 119 TIME_WAIT src=1.2.3.4 dst=1.2.3.5 sport=1 dport=2 garbage"),
+            Err(EntryError::Token)
+        );
+    }
+
+    const TABLE: &str = "\
+tcp      6 119 TIME_WAIT src=10.244.1.5 dst=10.96.0.20 sport=40001 dport=80 src=10.244.2.7 dst=10.244.1.5 sport=8080 dport=40001 [ASSURED] mark=0 use=1
+tcp      6 118 TIME_WAIT src=10.244.1.5 dst=10.96.0.20 sport=40002 dport=80 src=10.244.2.7 dst=10.244.1.5 sport=8080 dport=40002 [ASSURED] mark=0 use=1
+tcp      6 86390 ESTABLISHED src=10.244.1.6 dst=10.96.0.1 sport=50000 dport=443 src=10.0.0.10 dst=10.244.1.6 sport=6443 dport=50000 [ASSURED] mark=0 use=1
+udp      17 29 src=10.244.1.5 dst=10.96.0.10 sport=43145 dport=53 [UNREPLIED] src=10.244.9.9 dst=10.244.1.5 sport=53 dport=43145 mark=0 use=1
+udp      17 110 src=10.244.1.5 dst=10.96.0.10 sport=43146 dport=53 src=10.244.3.3 dst=10.244.1.5 sport=53 dport=43146 [ASSURED] mark=0 use=1
+tcp      6 100 SYN_SENT src=10.244.1.8 dst=10.96.0.30 sport=33000 dport=8443 [UNREPLIED] src=10.244.9.9 dst=10.244.1.8 sport=8443 dport=33000 mark=0 use=1
+not an entry
+conntrack v1.4.7 (conntrack-tools): 6 flow entries have been shown.
+";
+
+    fn summarize(text: &str) -> (ListSummary, Vec<crate::problem::Problem>) {
+        match parse_all(
+            MemberKind::ConntrackList,
+            "conntrack/list.txt",
+            text.as_bytes(),
+        ) {
+            (MemberSummary::ConntrackList(s), p) => (*s, p),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn summary_counts_states_nat_and_backends() {
+        let (s, problems) = summarize(TABLE);
+        assert_eq!(s.entries, 6);
+        assert_eq!(s.by_proto["tcp"], 4);
+        assert_eq!(s.by_proto["udp"], 2);
+        assert_eq!(s.tcp_states["TIME_WAIT"], 2);
+        assert_eq!(s.unreplied, 2);
+        assert_eq!(s.dnat, 6);
+        assert_eq!(s.dns_by_proto["udp"], 2);
+        assert_eq!(s.footer.as_ref().map(|f| (f.0, f.1.line)), Some((6, 8)));
+        let dead: IpAddr = "10.244.9.9".parse().expect("ip");
+        assert_eq!(s.backends[&dead].replied, 0);
+        assert_eq!(s.backends[&dead].unreplied, 2);
+        let top = s.timewait_pairs.top(1);
+        assert_eq!(top[0].1, 2);
+        assert_eq!(top[0].0.dport, 80);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].line, Some(7));
+    }
+
+    fn chunked(text: &str, cut_every: usize) -> ListSummary {
+        let mut total = ListSummary::default();
+        let all: Vec<(u64, &[u8])> = lines(text.as_bytes(), 1).collect();
+        for piece in all.chunks(cut_every.max(1)) {
+            let ctx = ChunkCtx {
+                member: Arc::from("conntrack/list.txt"),
+                kind: MemberKind::ConntrackList,
+                first_line: piece[0].0,
+            };
+            let mut part = ListSummary::default();
+            let mut problems = LineProblems::default();
+            for (n, l) in piece {
+                part.add_line(&ctx, *n, l, &mut problems);
+            }
+            total.combine(part);
+        }
+        total
+    }
+
+    fn arb_line() -> impl Strategy<Value = String> {
+        let proto = prop_oneof![Just(("tcp", 6)), Just(("udp", 17))];
+        let state = prop_oneof![
+            Just("TIME_WAIT "),
+            Just("ESTABLISHED "),
+            Just("SYN_SENT "),
+            Just("")
+        ];
+        (proto, state, 0u8..4, 0u8..4, 0u8..3, any::<u16>(), any::<bool>(), 0u8..3).prop_map(
+            |((p, num), st, s, d, b, sport, unreplied, dport)| {
+                let st = if p == "tcp" { st } else { "" };
+                let flag = if unreplied { "[UNREPLIED] " } else { "" };
+                format!(
+                    "{p:<8} {num} 100 {st}src=10.244.0.{s} dst=10.96.0.{d} sport={sport} dport={} {flag}src=10.244.5.{b} dst=10.244.0.{s} sport=80 dport={sport} mark=0 use=1",
+                    [53, 80, 443][dport as usize]
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn chunked_parsing_equals_one_pass(
+            lines in proptest::collection::vec(arb_line(), 0..120),
+            cut in 1usize..40,
+        ) {
+            let text = lines.join("\n");
+            let (whole, _) = summarize(&text);
+            prop_assert_eq!(chunked(&text, cut), whole);
+        }
+
+        #[test]
+        fn entry_agrees_with_a_whitespace_split_reference(line in arb_line()) {
+            let e = entry(line.as_bytes()).expect("generated lines are entries");
+            let words: Vec<&str> = line.split_ascii_whitespace().collect();
+            let value = |k: &str| words.iter().find_map(|w| w.strip_prefix(k));
+            prop_assert_eq!(Some(std::str::from_utf8(e.orig.src).expect("utf8")), value("src="));
+            let sport = e.orig.ports.sport.map(|p| p.to_string());
+            prop_assert_eq!(sport.as_deref(), value("sport="));
+            prop_assert_eq!(e.unreplied, words.contains(&"[UNREPLIED]"));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = entry(&bytes);
+            let _ = summarize(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}
