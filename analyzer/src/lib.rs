@@ -1,10 +1,219 @@
 //! ctdiag: offline diagnosis of connection-tracking exhaustion on Kubernetes nodes.
 //!
-//! Data flows one way, one module per stage (see DESIGN.md in the repository):
-//! `source → classify → parse → summary → facts → rules → findings → render`.
+//! Data flows one way, one module per stage (DESIGN.md):
+//! [`source`] → [`classify`] → [`parse`] → [`summary`] → [`facts`] → [`rules`] → [`findings`] →
+//! [`render`]. [`ingest`] drives the first four in parallel; [`analyze`] runs the whole pipeline
+//! over one or many bundles and returns the [`Report`] every output format is rendered from.
 
 pub mod classify;
+pub mod cli;
+pub mod facts;
+pub mod findings;
+pub mod ingest;
 pub mod parse;
 pub mod problem;
+pub mod render;
+pub mod rules;
 pub mod source;
 pub mod summary;
+
+use crate::findings::{BundleInfo, MemberInfo, NodeReport};
+use crate::ingest::{BufferPool, BundleData, IngestOptions};
+use crate::problem::{Problem, Severity};
+use crate::rules::RuleSet;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Version of the JSON report layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What an analysis needs besides its inputs.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzeOptions {
+    pub ingest: IngestOptions,
+    /// Extra rules (`--rules DIR`): added, or overriding built-in rules of the same id.
+    pub rules_dir: Option<PathBuf>,
+}
+
+/// Errors that stop an analysis before any bundle is read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Rules(#[from] rules::RuleError),
+}
+
+/// The tool that wrote a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+/// Everything an analysis found: the one value every renderer takes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: ToolInfo,
+    /// One entry per bundle that could be opened, in the order given.
+    pub nodes: Vec<NodeReport>,
+    /// Bundles that could not be opened at all.
+    pub unreadable: Vec<Problem>,
+}
+
+impl Report {
+    /// Whether anything usable was read.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// Runs the pipeline over `inputs`, each a bundle (`.tar.gz`, `.tar`, directory, loose file).
+/// A bundle that cannot be opened is reported in [`Report::unreadable`]; the others are analyzed.
+pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, Error> {
+    let rules = RuleSet::load(options.rules_dir.as_deref())?;
+    let pool = BufferPool::new(options.ingest.buffers);
+    let readers = inputs.len().clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, Result<BundleData, Problem>)>> = Default::default();
+    // Readers are plain threads (see `ingest`): each takes the next bundle until none are left.
+    std::thread::scope(|scope| {
+        for _ in 0..readers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = inputs.get(i) else { break };
+                    let result = source::Bundle::open(path)
+                        .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
+                        .map_err(|e| {
+                            Problem::new(path.display().to_string(), Severity::Error, e.to_string())
+                        });
+                    results
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((i, result));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|r| r.0);
+    let mut nodes = Vec::new();
+    let mut unreadable = Vec::new();
+    for (_, r) in results {
+        match r {
+            Ok(data) => nodes.push(node_report(&rules, data)),
+            Err(p) => unreadable.push(p),
+        }
+    }
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        tool: ToolInfo {
+            name: "ctdiag",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        nodes,
+        unreadable,
+    })
+}
+
+/// Facts and findings of one parsed bundle.
+pub fn node_report(rules: &RuleSet, data: BundleData) -> NodeReport {
+    let mut set = facts::derive(&data);
+    let mut problems = data.problems.clone();
+    let listed: std::collections::HashMap<&str, &parse::manifest::ManifestMember> = set
+        .manifest
+        .iter()
+        .flat_map(|m| m.members.iter())
+        .map(|m| (m.path.as_str(), m))
+        .collect();
+    let mut members = Vec::new();
+    let (mut verified, mut mismatched) = (0, 0);
+    for m in &data.members {
+        let integrity = match listed
+            .get(m.path.as_str())
+            .and_then(|l| l.sha256.as_deref())
+        {
+            _ if m.kind == classify::MemberKind::Manifest => "manifest",
+            Some(h) if h.eq_ignore_ascii_case(&m.sha256) && !m.truncated => {
+                verified += 1;
+                "verified"
+            }
+            Some(_) if m.truncated => "unchecked (truncated on read)",
+            Some(_) => {
+                mismatched += 1;
+                set.facts.bundle.mismatched.push(m.path.clone());
+                problems.push(Problem::new(
+                    &m.path,
+                    Severity::Error,
+                    "integrity: sha256 does not match the manifest; the member was changed after collection",
+                ));
+                "mismatch"
+            }
+            None if set.manifest.is_some() => "unlisted",
+            None => "no manifest",
+        };
+        members.push(MemberInfo {
+            path: m.path.clone(),
+            kind: m.kind.label(),
+            classified_by: format!("{:?}", m.classified_by).to_lowercase(),
+            bytes: m.bytes,
+            sha256: m.sha256.clone(),
+            integrity: integrity.to_string(),
+            truncated: m.truncated || set.facts.bundle.truncated.contains(&m.path),
+        });
+    }
+    if let Some(man) = &set.manifest {
+        let present: std::collections::HashSet<&str> =
+            data.members.iter().map(|m| m.path.as_str()).collect();
+        for listed in man
+            .members
+            .iter()
+            .filter(|l| !present.contains(l.path.as_str()))
+        {
+            problems.push(Problem::new(
+                &listed.path,
+                Severity::Error,
+                "integrity: listed in the manifest but missing from the bundle",
+            ));
+        }
+    }
+    let bundle = BundleInfo {
+        path: data.path.display().to_string(),
+        name: data.name.clone(),
+        source_kind: format!("{:?}", data.source_kind),
+        collected_at: set.facts.node.collected_at.clone(),
+        collector: set.manifest.as_ref().and_then(|m| {
+            let t = m.tool.as_ref()?;
+            Some(
+                format!(
+                    "{} {}",
+                    t.name.as_deref()?,
+                    t.version.as_deref().unwrap_or("")
+                )
+                .trim()
+                .to_string(),
+            )
+        }),
+        members,
+        verified,
+        mismatched,
+    };
+    findings::evaluate(rules, &set, bundle, problems)
+}
+
+/// `ctdiag facts`: the facts of one bundle with the lines behind them, as JSON.
+pub fn facts_json(
+    path: &std::path::Path,
+    options: &IngestOptions,
+) -> Result<serde_json::Value, source::SourceError> {
+    let bundle = source::Bundle::open(path)?;
+    let pool = BufferPool::new(options.buffers);
+    let data = ingest::ingest(&bundle, options, &pool)?;
+    let set = facts::derive(&data);
+    Ok(serde_json::json!({
+        "node": set.facts.node.name,
+        "facts": facts::to_json(&set.facts),
+        "evidence": set.evidence,
+        "problems": data.problems,
+    }))
+}

@@ -129,7 +129,7 @@ impl StatsSummary {
             return;
         }
         match cpu_row(trimmed) {
-            Ok((rest, row)) if rest.is_empty() => {
+            Ok((b"", row)) => {
                 let counters = row
                     .counters
                     .iter()
@@ -252,11 +252,11 @@ impl CountSummary {
             return;
         }
         match (number(t), self.value) {
-            (Ok((rest, v)), None) if rest.is_empty() => {
+            (Ok((b"", v)), None) => {
                 self.value = Some(v);
                 self.line = Some(EvidenceLine::new(&ctx.member, n, line));
             }
-            (Ok((rest, _)), Some(_)) if rest.is_empty() => {
+            (Ok((b"", _)), Some(_)) => {
                 problems.malformed(ctx, n, "a second count; the first is used", line)
             }
             _ => problems.malformed(ctx, n, "not a `conntrack -C` count", line),

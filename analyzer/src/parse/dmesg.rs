@@ -85,7 +85,7 @@ fn integer(i: &[u8]) -> IResult<&[u8], u64> {
 fn bracket_stamp(i: &[u8]) -> IResult<&[u8], Stamp> {
     let (rest, inner) = delimited(char('['), take_till(|b| b == b']'), char(']')).parse(i)?;
     let stamp = match float(inner.trim_ascii()) {
-        Ok((r, secs)) if r.is_empty() => Stamp::Uptime(secs),
+        Ok((b"", secs)) => Stamp::Uptime(secs),
         _ if inner.iter().any(u8::is_ascii_digit) && inner.len() >= 19 => Stamp::WallClock,
         _ => {
             return Err(nom::Err::Error(nom::error::Error::new(

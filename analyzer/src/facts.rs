@@ -1,0 +1,869 @@
+//! Facts: the typed, documented tree rules are written against (`ctdiag facts BUNDLE` prints it).
+//!
+//! Facts are derived from the member summaries of one node and nothing else. Groups are always
+//! present; a leaf is absent (not zero) when no input said it, so a rule can tell "no drops" from
+//! "nobody looked" and report the latter as missing data. Alongside the tree, every fact that came
+//! from a line keeps that line (`evidence`) and the members it came from (`sources`), so findings
+//! can quote their proof and lower their confidence when a member was truncated.
+
+use crate::ingest::BundleData;
+use crate::parse::MemberSummary;
+use crate::parse::conntrack_list::{ListSummary, Pair, Service};
+use crate::parse::conntrack_stats::{CountSummary, StatsSource, StatsSummary};
+use crate::parse::dmesg::DmesgSummary;
+use crate::parse::manifest::Manifest;
+use crate::parse::node::NodeSummary;
+use crate::parse::sysctl::SysctlSummary;
+use crate::summary::{EvidenceLine, Merge};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Kernel memory one conntrack entry costs (slab object plus hash bucket share); the runbooks'
+/// figure, 300–376 bytes depending on kernel and extensions.
+pub const BYTES_PER_ENTRY: u64 = 320;
+/// kube-proxy `conntrack.min` default.
+pub const KUBE_PROXY_MIN: u64 = 131_072;
+/// kube-proxy `conntrack.maxPerCore` default.
+pub const KUBE_PROXY_PER_CORE: u64 = 32_768;
+/// How many pairs each top list holds.
+const TOP_N: usize = 10;
+
+/// All facts about one node.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facts {
+    /// The node as it describes itself.
+    pub node: NodeFacts,
+    /// The bundle the facts were read from.
+    pub bundle: BundleFacts,
+    /// netfilter `nf_conntrack`.
+    pub nf: NfFacts,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeFacts {
+    /// Node name: manifest, else `uname -a`, else the bundle's name.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Online CPUs (`nproc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u64>,
+    /// `MemTotal`, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_total_bytes: Option<u64>,
+    /// Seconds since boot at collection (`/proc/uptime`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<f64>,
+    /// When collection started (RFC 3339), from the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collected_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BundleFacts {
+    /// Members read.
+    pub members: u64,
+    /// Whether a v1 manifest was read.
+    pub manifest: bool,
+    /// Whether the collector replaced addresses with pseudonyms.
+    pub redacted: bool,
+    /// Members cut by a size cap (collector's or ours).
+    pub truncated: Vec<String>,
+    /// Members whose sha256 does not match the manifest.
+    pub mismatched: Vec<String>,
+    /// Sources the collector could not read: label → reason.
+    pub failed_sources: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NfFacts {
+    /// Entries in the table at collection (`conntrack -C`, else sysctl, else /proc/net/stat, else
+    /// the listing's length).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Where `count` came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_source: Option<String>,
+    /// `net.netfilter.nf_conntrack_max` (enforced per network namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    /// `net.netfilter.nf_conntrack_buckets`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u64>,
+    /// count / max, 0..1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utilization: Option<f64>,
+    /// Kernel timeouts, seconds (`nf_conntrack_*_timeout*`).
+    pub timeouts: BTreeMap<String, u64>,
+    /// Counters of the last statistics sample, summed over CPUs (cumulative since boot).
+    pub stats: StatsFacts,
+    /// Change between the first and last statistics samples.
+    pub delta: DeltaFacts,
+    /// Per-second rates between the first and last timed samples.
+    pub rates: RateFacts,
+    /// What the kernel log says.
+    pub dmesg: DmesgFacts,
+    /// What the table holds (`conntrack -L`).
+    pub list: ListFacts,
+    /// What the node's size justifies.
+    pub sizing: SizingFacts,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatsFacts {
+    /// Statistics samples read.
+    pub samples: u64,
+    /// CPU rows in the last sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u64>,
+    /// CPU rows with drop/early_drop/insert_failed above zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus_with_loss: Option<u64>,
+    /// New connections refused (table full and early drop failed, or an unresolvable clash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<u64>,
+    /// Unassured entries evicted to make room: the table was full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_drop: Option<u64>,
+    /// Inserts that failed: clashes (the UDP DNS race), chains too long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_failed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clash_resolve: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaintoolong: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_restart: Option<u64>,
+    /// Every counter of the last sample, by name.
+    pub all: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeltaFacts {
+    /// Samples compared (≥ 2 for any delta).
+    pub samples: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_drop: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_failed: Option<i64>,
+    /// Change of the entry count between the first and last count samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RateFacts {
+    /// Seconds between the first and last timed statistics samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<f64>,
+    /// Drops per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_drop: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_failed: Option<f64>,
+    /// Entries per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DmesgFacts {
+    /// Kernel log lines read (absent: no kernel log in the bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
+    /// `table full, dropping packet` lines (a floor: the message is rate limited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_full: Option<u64>,
+    /// Messages the kernel's rate limit suppressed (`net_ratelimit: N callbacks suppressed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
+    /// Network namespaces named by `table full in netns N` (kernel 6.x).
+    pub netns: Vec<u64>,
+    /// Uptime of the first and last table-full lines, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_table_full_uptime: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_table_full_uptime: Option<f64>,
+    /// How long before collection the last table-full line was written, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_since_table_full: Option<f64>,
+    /// nf_conntrack_max printed when the module loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module_max: Option<u64>,
+}
+
+/// A top pair as rules and reports read it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairFact {
+    pub proto: String,
+    pub src: String,
+    pub dst: String,
+    pub dport: u16,
+    pub entries: u64,
+    /// Share of the entries of its kind (TIME_WAIT pairs: of TIME_WAIT entries).
+    pub share: f64,
+}
+
+/// A backend that has entries DNAT'd to it but never answered any.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StaleBackend {
+    pub backend: String,
+    pub unreplied: u64,
+    /// The service (ClusterIP:port) it was reached through.
+    pub service: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListFacts {
+    /// Entries listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    /// The listing was cut by a size cap: shares are of what was read.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    pub by_proto: BTreeMap<String, u64>,
+    pub by_family: BTreeMap<String, u64>,
+    pub tcp_states: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreplied: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assured: Option<u64>,
+    /// Entries kube-proxy DNAT'd (reply source ≠ original destination).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnat: Option<u64>,
+    /// Shares, 0..1: TIME_WAIT / ESTABLISHED / SYN_SENT of TCP entries, UDP of all, DNS of UDP,
+    /// unanswered TCP (SYN_SENT or UNREPLIED) of TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timewait_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_sent_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unanswered_tcp_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_share_of_udp: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreplied_udp_share: Option<f64>,
+    /// The protocol holding most entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest_proto: Option<String>,
+    /// Share of ESTABLISHED entries held by the 5 largest pairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_top5_share: Option<f64>,
+    /// Share of TIME_WAIT entries held by the 5 largest pairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timewait_top5_share: Option<f64>,
+    /// Largest pairs overall and by kind.
+    pub top_pairs: Vec<PairFact>,
+    pub top_timewait_pairs: Vec<PairFact>,
+    pub top_established_pairs: Vec<PairFact>,
+    pub top_unanswered_tcp_pairs: Vec<PairFact>,
+    pub top_udp_pairs: Vec<PairFact>,
+    /// Largest destinations (service IP:port).
+    pub top_services: Vec<PairFact>,
+    /// Most a top-k count can be below the truth (0: exact).
+    pub top_error_bound: u64,
+    /// DNAT backends with unanswered entries and not a single answered one (gone after a rollout),
+    /// while other backends of the same service answer.
+    pub stale: StaleFacts,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StaleFacts {
+    /// Unanswered entries to such backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    /// Their share of the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+    /// How many such backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_count: Option<u64>,
+    pub backends: Vec<StaleBackend>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SizingFacts {
+    /// The kernel's own default for this node's RAM (kernel ≥ 5.15: max = buckets; 262144 above
+    /// 4 GiB, 65536 above 1 GiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_default_max: Option<u64>,
+    /// kube-proxy's default: max(131072, 32768 × CPUs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_max: Option<u64>,
+    /// The larger of the two: what this node is expected to run with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_max: Option<u64>,
+    /// max / expected_max.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ratio_to_expected: Option<f64>,
+    /// Kernel memory the current max may take at most, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<u64>,
+    /// Share of RAM that max_memory_bytes is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_share: Option<f64>,
+}
+
+/// The facts of one node, with the lines and members behind them.
+#[derive(Debug, Clone, Default)]
+pub struct FactSet {
+    pub facts: Facts,
+    /// Fact path → lines quoted as its evidence.
+    pub evidence: BTreeMap<String, Vec<EvidenceLine>>,
+    /// Fact path prefix → members it was derived from.
+    pub sources: BTreeMap<String, Vec<String>>,
+    /// The manifest, when the bundle had one.
+    pub manifest: Option<Manifest>,
+}
+
+impl FactSet {
+    fn quote(&mut self, path: &str, lines: impl IntoIterator<Item = EvidenceLine>) {
+        self.evidence
+            .entry(path.to_string())
+            .or_default()
+            .extend(lines);
+    }
+
+    fn source(&mut self, path: &str, member: &str) {
+        let v = self.sources.entry(path.to_string()).or_default();
+        if !v.iter().any(|m| m == member) {
+            v.push(member.to_string());
+        }
+    }
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// A share of a listing: 0 when the whole is empty (the listing exists, the share is known).
+fn share(a: u64, b: u64) -> Option<f64> {
+    Some(ratio(a, b).map(round4).unwrap_or(0.0))
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn pair_facts(top: Vec<(Pair, u64)>, of: u64) -> Vec<PairFact> {
+    top.into_iter()
+        .map(|(p, n)| PairFact {
+            proto: p.proto.name().to_string(),
+            src: p.src.to_string(),
+            dst: p.dst.to_string(),
+            dport: p.dport,
+            entries: n,
+            share: ratio(n, of).map(round4).unwrap_or(0.0),
+        })
+        .collect()
+}
+
+fn service_facts(top: Vec<(Service, u64)>, of: u64) -> Vec<PairFact> {
+    top.into_iter()
+        .map(|(s, n)| PairFact {
+            proto: s.proto.name().to_string(),
+            src: String::new(),
+            dst: s.addr.to_string(),
+            dport: s.port,
+            entries: n,
+            share: ratio(n, of).map(round4).unwrap_or(0.0),
+        })
+        .collect()
+}
+
+/// A stats sample with its index and time.
+struct Sample<'a> {
+    index: u32,
+    time: Option<f64>,
+    stats: &'a StatsSummary,
+    member: &'a str,
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+fn epoch(t: &str) -> Option<f64> {
+    let st = humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+        .or_else(|_| humantime::parse_rfc3339(t))
+        .ok()?;
+    Some(st.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
+/// Derives the facts of one node from its parsed bundle.
+pub fn derive(data: &BundleData) -> FactSet {
+    let mut set = FactSet::default();
+    let mut node = NodeSummary::default();
+    let mut dmesg: Option<DmesgSummary> = None;
+    let mut sysctl = SysctlSummary::default();
+    let mut list: Option<(ListSummary, &str, bool)> = None;
+    let mut stats: Vec<(Option<u32>, StatsSource, &StatsSummary, &str)> = Vec::new();
+    let mut counts: Vec<(Option<u32>, &CountSummary, &str)> = Vec::new();
+    let mut dmesg_members = Vec::new();
+    let mut sysctl_members = Vec::new();
+
+    for m in &data.members {
+        match &m.summary {
+            MemberSummary::Manifest(s) => set.manifest = s.manifest.clone(),
+            MemberSummary::Node(s) => node.combine(s.clone()),
+            MemberSummary::Dmesg(s) => {
+                dmesg.combine(Some(s.clone()));
+                dmesg_members.push(m.path.clone());
+            }
+            MemberSummary::Sysctl(s) => {
+                sysctl.combine(s.clone());
+                sysctl_members.push(m.path.clone());
+            }
+            MemberSummary::ConntrackList(s) => match &mut list {
+                // Two listings of one node (-L and /proc): keep the larger, they are the same table.
+                Some((l, _, _)) if l.entries >= s.entries => {}
+                _ => list = Some(((**s).clone(), m.path.as_str(), m.truncated)),
+            },
+            MemberSummary::ConntrackStats(s) => {
+                stats.push((m.sample, s.source, s, m.path.as_str()))
+            }
+            MemberSummary::ConntrackCount(s) => counts.push((m.sample, s, m.path.as_str())),
+            MemberSummary::Skipped => {}
+        }
+    }
+
+    let manifest_times: BTreeMap<String, f64> = set
+        .manifest
+        .iter()
+        .flat_map(|m| m.members.iter())
+        .filter_map(|mm| Some((mm.path.clone(), epoch(mm.time.as_deref()?)?)))
+        .collect();
+
+    // Bundle.
+    let f = &mut set.facts;
+    f.bundle.members = data.members.len() as u64;
+    f.bundle.manifest = set.manifest.is_some();
+    f.bundle.truncated = data
+        .members
+        .iter()
+        .filter(|m| m.truncated)
+        .map(|m| m.path.clone())
+        .collect();
+    if let Some(man) = &set.manifest {
+        f.bundle.redacted = man.redacted;
+        for mm in man.members.iter().filter(|mm| mm.truncated) {
+            if !f.bundle.truncated.contains(&mm.path) {
+                f.bundle.truncated.push(mm.path.clone());
+            }
+        }
+        for failed in &man.failed {
+            let why = failed
+                .error
+                .clone()
+                .or_else(|| failed.exit_status.map(|s| format!("exit status {s}")))
+                .unwrap_or_else(|| "failed".into());
+            f.bundle.failed_sources.insert(failed.source.clone(), why);
+        }
+    }
+
+    // Node.
+    f.node.name = set
+        .manifest
+        .as_ref()
+        .and_then(|m| m.node.clone())
+        .or_else(|| node.hostname.clone())
+        .unwrap_or_else(|| data.name.clone());
+    f.node.kernel = set
+        .manifest
+        .as_ref()
+        .and_then(|m| m.kernel.clone())
+        .or(node.kernel.clone());
+    f.node.os = node.os.clone();
+    f.node.cpus = node.cpus.as_ref().map(|c| c.0);
+    f.node.mem_total_bytes = node.mem_total_bytes.as_ref().map(|m| m.0);
+    f.node.uptime_seconds = node.uptime_seconds.as_ref().map(|u| u.0);
+    f.node.collected_at = set.manifest.as_ref().and_then(|m| m.started_at.clone());
+    let node_lines: Vec<(&str, EvidenceLine)> = [
+        node.cpus.as_ref().map(|c| ("node.cpus", c.1.clone())),
+        node.mem_total_bytes
+            .as_ref()
+            .map(|c| ("node.mem_total_bytes", c.1.clone())),
+        node.uptime_seconds
+            .as_ref()
+            .map(|c| ("node.uptime_seconds", c.1.clone())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (path, line) in node_lines {
+        let member = line.member.clone();
+        set.quote(path, [line]);
+        set.source(path, &member);
+    }
+
+    // Sysctl: max, buckets, timeouts, and a count when nothing better exists.
+    let f = &mut set.facts;
+    let mut quotes: Vec<(&str, EvidenceLine)> = Vec::new();
+    if let Some((v, l)) = sysctl
+        .int("net.netfilter.nf_conntrack_max")
+        .or_else(|| sysctl.int("net.nf_conntrack_max"))
+    {
+        f.nf.max = Some(v);
+        quotes.push(("nf.max", l.clone()));
+    }
+    if let Some((v, l)) = sysctl.int("net.netfilter.nf_conntrack_buckets") {
+        f.nf.buckets = Some(v);
+        quotes.push(("nf.buckets", l.clone()));
+    }
+    for (key, v) in &sysctl.values {
+        if let Some(name) = key.strip_prefix("net.netfilter.nf_conntrack_")
+            && name.contains("timeout")
+            && let Ok(secs) = v.value.trim().parse::<u64>()
+        {
+            f.nf.timeouts.insert(name.replace("_timeout", ""), secs);
+        }
+    }
+
+    // Count: conntrack -C (latest sample), else sysctl, else /proc/net/stat entries.
+    counts.sort_by_key(|c| (c.0, c.2));
+    let latest_count = counts
+        .iter()
+        .rev()
+        .find_map(|(_, c, m)| Some((c.value?, c.line.clone()?, *m)));
+    let first_count = counts.iter().find_map(|(_, c, _)| c.value);
+    if let Some((v, line, member)) = latest_count {
+        f.nf.count = Some(v);
+        f.nf.count_source = Some(format!("conntrack -C ({member})"));
+        quotes.push(("nf.count", line));
+        if counts.len() >= 2
+            && let Some(first) = first_count
+        {
+            f.nf.delta.count = Some(v as i64 - first as i64);
+        }
+    } else if let Some((v, l)) = sysctl.int("net.netfilter.nf_conntrack_count") {
+        f.nf.count = Some(v);
+        f.nf.count_source = Some(format!("sysctl ({})", l.member));
+        quotes.push(("nf.count", l.clone()));
+    }
+    for (path, line) in quotes {
+        let member = line.member.clone();
+        set.quote(path, [line]);
+        set.source(path, &member);
+    }
+
+    // Statistics samples: prefer conntrack -S; /proc/net/stat when that is all there is.
+    let use_source = if stats.iter().any(|s| s.1 == StatsSource::ConntrackS) {
+        StatsSource::ConntrackS
+    } else {
+        StatsSource::ProcStat
+    };
+    let mut samples: Vec<Sample<'_>> = stats
+        .iter()
+        .filter(|s| s.1 == use_source)
+        .enumerate()
+        .map(|(i, s)| Sample {
+            index: s.0.unwrap_or(i as u32),
+            time: manifest_times.get(s.3).copied(),
+            stats: s.2,
+            member: s.3,
+        })
+        .collect();
+    samples.sort_by_key(|s| (s.index, s.member));
+    if set.facts.nf.count.is_none()
+        && let Some(last) = samples.iter().rev().find(|s| s.stats.entries.is_some())
+    {
+        set.facts.nf.count = last.stats.entries;
+        set.facts.nf.count_source = Some(format!("/proc/net/stat/nf_conntrack ({})", last.member));
+        let member = last.member.to_string();
+        set.source("nf.count", &member);
+    }
+    if let Some(last) = samples.last() {
+        let s = last.stats;
+        let get = |k: &str| s.totals.get(k).copied();
+        let st = &mut set.facts.nf.stats;
+        st.samples = samples.len() as u64;
+        st.cpus = Some(s.cpus as u64);
+        st.cpus_with_loss = Some(s.cpus_with_loss as u64);
+        st.drop = get("drop");
+        st.early_drop = get("early_drop");
+        st.insert_failed = get("insert_failed");
+        st.clash_resolve = get("clash_resolve");
+        st.chaintoolong = get("chaintoolong");
+        st.invalid = get("invalid");
+        st.search_restart = get("search_restart");
+        st.all = s.totals.clone();
+        let rows: Vec<EvidenceLine> = s.loss_rows.lines().cloned().collect();
+        for key in [
+            "nf.stats.drop",
+            "nf.stats.early_drop",
+            "nf.stats.insert_failed",
+        ] {
+            set.quote(key, rows.iter().cloned());
+        }
+        let members: Vec<String> = samples.iter().map(|s| s.member.to_string()).collect();
+        for m in &members {
+            set.source("nf.stats", m);
+            set.source("nf.delta", m);
+            set.source("nf.rates", m);
+        }
+    }
+    if samples.len() >= 2
+        && let (Some(first), Some(last)) = (samples.first(), samples.last())
+    {
+        let d = |k: &str| -> Option<i64> {
+            Some(*last.stats.totals.get(k)? as i64 - *first.stats.totals.get(k)? as i64)
+        };
+        let nf = &mut set.facts.nf;
+        nf.delta.samples = samples.len() as u64;
+        nf.delta.drop = d("drop");
+        nf.delta.early_drop = d("early_drop");
+        nf.delta.insert_failed = d("insert_failed");
+        if let (Some(t0), Some(t1)) = (first.time, last.time)
+            && t1 > t0
+        {
+            let secs = t1 - t0;
+            let rate = |x: Option<i64>| x.map(|v| round4(v as f64 / secs));
+            nf.rates.interval_seconds = Some(round4(secs));
+            nf.rates.drop = rate(nf.delta.drop);
+            nf.rates.early_drop = rate(nf.delta.early_drop);
+            nf.rates.insert_failed = rate(nf.delta.insert_failed);
+            nf.rates.count = rate(nf.delta.count);
+        }
+        let both: Vec<EvidenceLine> = first
+            .stats
+            .loss_rows
+            .lines()
+            .take(1)
+            .chain(last.stats.loss_rows.lines().take(1))
+            .cloned()
+            .collect();
+        set.quote("nf.rates.drop", both.iter().cloned());
+        set.quote("nf.delta.drop", both);
+    }
+
+    // Kernel log.
+    if let Some(d) = &dmesg {
+        let df = &mut set.facts.nf.dmesg;
+        df.lines = Some(d.lines);
+        df.table_full = Some(d.table_full.total);
+        df.suppressed = Some(d.suppressed);
+        df.netns = d.netns.iter().copied().collect();
+        df.first_table_full_uptime = d.first_full_uptime;
+        df.last_table_full_uptime = d.last_full_uptime;
+        df.module_max = d.module_loaded.as_ref().map(|m| m.1);
+        // "Now" on the uptime clock: /proc/uptime at collection, else the log's newest stamp.
+        let now = set.facts.node.uptime_seconds.or(d.last_uptime);
+        if let (Some(now), Some(last)) = (now, d.last_full_uptime) {
+            df.seconds_since_table_full = Some(round4((now - last).max(0.0)));
+        }
+        let lines: Vec<EvidenceLine> = d.table_full.lines().cloned().collect();
+        set.quote("nf.dmesg.table_full", lines);
+        set.quote("nf.dmesg.suppressed", d.suppressed_lines.lines().cloned());
+        for m in &dmesg_members {
+            set.source("nf.dmesg", m);
+        }
+        if set.facts.nf.max.is_none()
+            && let Some((_, max, line)) = &d.module_loaded
+        {
+            set.facts.nf.max = Some(*max);
+            set.quote("nf.max", [line.clone()]);
+        }
+    }
+
+    // The listing.
+    if let Some((l, member, truncated)) = &list {
+        let member = member.to_string();
+        derive_list(&mut set, l, *truncated);
+        set.source("nf.list", &member);
+        if set.facts.nf.count.is_none() && !truncated {
+            set.facts.nf.count = Some(l.entries);
+            set.facts.nf.count_source = Some(format!("entries listed ({member})"));
+            set.source("nf.count", &member);
+        }
+    }
+
+    // Utilization and sizing.
+    let nf = &mut set.facts.nf;
+    if let (Some(c), Some(m)) = (nf.count, nf.max) {
+        nf.utilization = ratio(c, m).map(round4);
+    }
+    let cpus = set.facts.node.cpus;
+    let mem = set.facts.node.mem_total_bytes;
+    let sz = &mut set.facts.nf.sizing;
+    sz.kernel_default_max = mem.map(kernel_default_max);
+    sz.kube_proxy_max = cpus.map(|c| KUBE_PROXY_MIN.max(KUBE_PROXY_PER_CORE * c));
+    sz.expected_max = match (sz.kernel_default_max, sz.kube_proxy_max) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(max) = set.facts.nf.max {
+        let sz = &mut set.facts.nf.sizing;
+        sz.max_ratio_to_expected = sz.expected_max.and_then(|e| ratio(max, e)).map(round4);
+        sz.max_memory_bytes = Some(max * BYTES_PER_ENTRY);
+        sz.max_memory_share = mem
+            .and_then(|m| ratio(max * BYTES_PER_ENTRY, m))
+            .map(round4);
+    }
+    set
+}
+
+/// The kernel's own nf_conntrack_max for a node's RAM (`nf_conntrack_init_start`, kernel ≥ 5.15:
+/// max = buckets; 262144 on 64-bit hosts above 4 GiB, 65536 above 1 GiB, else RAM/16384/8).
+pub fn kernel_default_max(mem_bytes: u64) -> u64 {
+    const GIB: u64 = 1 << 30;
+    if mem_bytes > 4 * GIB {
+        262_144
+    } else if mem_bytes > GIB {
+        65_536
+    } else {
+        (mem_bytes / 16_384 / 8).max(1024)
+    }
+}
+
+fn derive_list(set: &mut FactSet, l: &ListSummary, truncated: bool) {
+    let lf = &mut set.facts.nf.list;
+    let tcp = l.by_proto.get("tcp").copied().unwrap_or(0);
+    let udp = l.by_proto.get("udp").copied().unwrap_or(0);
+    let state = |s: &str| l.tcp_states.get(s).copied().unwrap_or(0);
+    let timewait = state("TIME_WAIT");
+    let established = state("ESTABLISHED");
+    lf.entries = Some(l.entries);
+    lf.truncated = truncated;
+    lf.by_proto = l.by_proto.clone();
+    lf.by_family = l.by_family.clone();
+    lf.tcp_states = l.tcp_states.clone();
+    lf.tcp = Some(tcp);
+    lf.udp = Some(udp);
+    lf.unreplied = Some(l.unreplied);
+    lf.assured = Some(l.assured);
+    lf.dnat = Some(l.dnat);
+    lf.timewait_share = share(timewait, tcp);
+    lf.established_share = share(established, tcp);
+    lf.syn_sent_share = share(state("SYN_SENT"), tcp);
+    lf.unanswered_tcp_share = share(l.unanswered_tcp_pairs.total(), tcp);
+    lf.udp_share = share(udp, l.entries);
+    lf.dns_share_of_udp = share(l.dns_by_proto.get("udp").copied().unwrap_or(0), udp);
+    lf.unreplied_udp_share = share(l.unreplied_by_proto.get("udp").copied().unwrap_or(0), udp);
+    lf.largest_proto = l
+        .by_proto
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(k, _)| k.clone());
+    let top5 =
+        |t: &crate::summary::TopK<Pair>, of: u64| share(t.top(5).iter().map(|x| x.1).sum(), of);
+    lf.established_top5_share = top5(&l.established_pairs, established);
+    lf.timewait_top5_share = top5(&l.timewait_pairs, timewait);
+    lf.top_pairs = pair_facts(l.pairs.top(TOP_N), l.entries);
+    lf.top_timewait_pairs = pair_facts(l.timewait_pairs.top(TOP_N), timewait);
+    lf.top_established_pairs = pair_facts(l.established_pairs.top(TOP_N), established);
+    lf.top_unanswered_tcp_pairs = pair_facts(
+        l.unanswered_tcp_pairs.top(TOP_N),
+        l.unanswered_tcp_pairs.total(),
+    );
+    lf.top_udp_pairs = pair_facts(l.udp_pairs.top(TOP_N), udp);
+    lf.top_services = service_facts(l.services.top(TOP_N), l.entries);
+    lf.top_error_bound = [
+        l.pairs.error_bound(),
+        l.timewait_pairs.error_bound(),
+        l.established_pairs.error_bound(),
+        l.services.error_bound(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+
+    // Stale backends: never answered, while the service they belong to has a backend that does.
+    let live_services: std::collections::HashSet<Service> = l
+        .backends
+        .values()
+        .filter(|b| b.replied > 0)
+        .filter_map(|b| b.service)
+        .collect();
+    let mut stale: Vec<StaleBackend> = l
+        .backends
+        .iter()
+        .filter(|(_, b)| b.replied == 0 && b.unreplied > 0)
+        .filter(|(_, b)| b.service.is_some_and(|s| live_services.contains(&s)))
+        .map(|(ip, b)| StaleBackend {
+            backend: ip.to_string(),
+            unreplied: b.unreplied,
+            service: b
+                .service
+                .map(|s| format!("{}:{}", s.addr, s.port))
+                .unwrap_or_default(),
+        })
+        .collect();
+    stale.sort_by(|a, b| {
+        b.unreplied
+            .cmp(&a.unreplied)
+            .then_with(|| a.backend.cmp(&b.backend))
+    });
+    let stale_entries: u64 = stale.iter().map(|s| s.unreplied).sum();
+    lf.stale.entries = Some(stale_entries);
+    lf.stale.share = share(stale_entries, l.entries);
+    lf.stale.backend_count = Some(stale.len() as u64);
+    stale.truncate(TOP_N);
+    lf.stale.backends = stale;
+
+    let example = |k: &str| -> Vec<EvidenceLine> {
+        l.examples
+            .get(k)
+            .map(|s| s.lines().cloned().collect())
+            .unwrap_or_default()
+    };
+    set.quote("nf.list.timewait_share", example("tcp TIME_WAIT"));
+    set.quote("nf.list.established_share", example("tcp ESTABLISHED"));
+    set.quote("nf.list.unanswered_tcp_share", example("tcp unanswered"));
+    set.quote("nf.list.udp_share", example("udp UNREPLIED"));
+    set.quote("nf.list.stale.entries", example("dnat UNREPLIED"));
+    if let Some((_, line)) = &l.footer {
+        set.quote("nf.list.entries", [line.clone()]);
+    }
+}
+
+/// Facts serialized for rules and for `ctdiag facts`.
+pub fn to_json(facts: &Facts) -> serde_json::Value {
+    // Serialising plain data structs cannot fail.
+    serde_json::to_value(facts).unwrap_or(serde_json::Value::Null)
+}
+
+/// Looks a dotted path up in a serialized facts tree.
+pub fn lookup<'a>(tree: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .try_fold(tree, |v, k| v.get(k))
+        .filter(|v| !v.is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_default_follows_ram_thresholds() {
+        assert_eq!(kernel_default_max(64 << 30), 262_144);
+        assert_eq!(kernel_default_max(4 << 30), 65_536);
+        assert_eq!(kernel_default_max(512 << 20), 4096);
+    }
+
+    #[test]
+    fn lookup_walks_dotted_paths_and_treats_null_as_absent() {
+        let v = serde_json::json!({"nf": {"count": 3, "max": null}});
+        assert_eq!(lookup(&v, "nf.count"), Some(&serde_json::json!(3)));
+        assert_eq!(lookup(&v, "nf.max"), None);
+        assert_eq!(lookup(&v, "nf.nope.deeper"), None);
+    }
+
+    #[test]
+    fn rfc3339_times_become_epoch_seconds() {
+        assert_eq!(epoch("1970-01-01T00:00:10Z"), Some(10.0));
+        assert_eq!(epoch("1970-01-01T00:00:10.5Z"), Some(10.5));
+    }
+}

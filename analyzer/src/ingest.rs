@@ -1,0 +1,412 @@
+//! Reading a bundle into per-member summaries: `source → classify → parse`, in parallel.
+//!
+//! One reader thread per bundle streams its members (decompressing, hashing, cutting each into
+//! line-aligned chunks); every chunk is parsed as a task on the rayon pool and the partial
+//! summaries are merged back in chunk order, so results never depend on scheduling. Chunk buffers
+//! come from a pool shared by all readers: the pool's size is the memory budget, and a reader that
+//! finds it empty waits for parsers to return a buffer. Readers are plain threads, never rayon
+//! workers, so waiting on the pool can never starve the parsers it waits for.
+
+use crate::classify::{self, ClassifiedBy, MemberKind};
+use crate::parse::{self, ChunkCtx, Chunker, LineProblems, MemberSummary};
+use crate::problem::{Problem, Severity};
+use crate::source::{Bundle, Limits, SourceError, SourceKind};
+use crate::summary::Merge;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+
+/// Tuning of the read: caps and the chunk memory budget.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    pub limits: Limits,
+    /// Chunk buffers in flight across all bundles (each `limits.line_bytes` large).
+    pub buffers: usize,
+    /// Largest member of a kind that must be parsed whole (manifest, /proc/net/stat).
+    pub whole_member_bytes: u64,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            limits: Limits::default(),
+            buffers: 2 * rayon::current_num_threads() + 4,
+            whole_member_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What is known of one member after reading it.
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub path: String,
+    pub kind: MemberKind,
+    pub classified_by: ClassifiedBy,
+    pub sample: Option<u32>,
+    /// Bytes read (after decompression, before any cap cut it).
+    pub bytes: u64,
+    pub sha256: String,
+    /// Cut by a size cap while reading.
+    pub truncated: bool,
+    pub summary: MemberSummary,
+}
+
+/// A bundle after parsing.
+#[derive(Debug, Clone)]
+pub struct BundleData {
+    pub path: PathBuf,
+    pub name: String,
+    pub source_kind: SourceKind,
+    pub members: Vec<MemberRecord>,
+    pub problems: Vec<Problem>,
+}
+
+/// Fixed-size chunk buffers shared by all readers.
+pub struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    available: Condvar,
+}
+
+impl BufferPool {
+    pub fn new(count: usize) -> Arc<Self> {
+        Arc::new(BufferPool {
+            free: Mutex::new((0..count.max(1)).map(|_| Vec::new()).collect()),
+            available: Condvar::new(),
+        })
+    }
+
+    fn take(&self) -> Vec<u8> {
+        // A poisoned lock only means a parser panicked while returning a buffer; the Vec list
+        // itself is still valid.
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(buf) = free.pop() {
+                return buf;
+            }
+            free = self.available.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(buf);
+        self.available.notify_one();
+    }
+}
+
+/// Hashes and counts what passes through.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// A parsed chunk on its way back to the reader.
+struct Parsed {
+    member: usize,
+    seq: u64,
+    summary: MemberSummary,
+    problems: LineProblems,
+}
+
+/// Partial summaries of one member, merged strictly in chunk order.
+#[derive(Default)]
+struct Accumulator {
+    next: u64,
+    merged: Option<MemberSummary>,
+    problems: LineProblems,
+    pending: BTreeMap<u64, (MemberSummary, LineProblems)>,
+}
+
+impl Accumulator {
+    fn accept(&mut self, seq: u64, summary: MemberSummary, problems: LineProblems) {
+        self.pending.insert(seq, (summary, problems));
+        while let Some((s, p)) = self.pending.remove(&self.next) {
+            match &mut self.merged {
+                Some(m) => m.combine(s),
+                None => self.merged = Some(s),
+            }
+            self.problems.combine(p);
+            self.next += 1;
+        }
+    }
+}
+
+/// Reads and parses one bundle. Must not be called from a rayon worker (see the module docs).
+pub fn ingest(
+    bundle: &Bundle,
+    options: &IngestOptions,
+    pool: &Arc<BufferPool>,
+) -> Result<BundleData, SourceError> {
+    let (tx, rx) = mpsc::channel::<Parsed>();
+    let mut members: Vec<MemberRecord> = Vec::new();
+    let mut accumulators: Vec<Accumulator> = Vec::new();
+    let mut member_problems: Vec<Vec<Problem>> = Vec::new();
+    let mut spawned = 0u64;
+    let mut received = 0u64;
+    let chunk_size = options.limits.line_bytes;
+
+    let drain = |accs: &mut Vec<Accumulator>, block: bool, received: &mut u64| {
+        let next = if block {
+            rx.recv().ok()
+        } else {
+            rx.try_recv().ok()
+        };
+        if let Some(p) = next {
+            *received += 1;
+            accs[p.member].accept(p.seq, p.summary, p.problems);
+            true
+        } else {
+            false
+        }
+    };
+
+    let mut visit = |m: crate::source::Member<'_>| -> io::Result<()> {
+        let idx = members.len();
+        let member: Arc<str> = Arc::from(m.path.as_str());
+        let mut hashing = Hashing {
+            inner: m.reader,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let mut chunker = Chunker::new(&mut hashing, chunk_size);
+        let mut buf = pool.take();
+        let first = chunker.next_into(&mut buf);
+        let classified = classify::classify(&m.path, &buf);
+        accumulators.push(Accumulator::default());
+        member_problems.push(Vec::new());
+        members.push(MemberRecord {
+            path: m.path.clone(),
+            kind: classified.kind.clone(),
+            classified_by: classified.by,
+            sample: classified.sample,
+            bytes: 0,
+            sha256: String::new(),
+            truncated: false,
+            summary: MemberSummary::Skipped,
+        });
+        let (mut result, mut first_line) = match first {
+            Ok(f) => (Ok(()), f),
+            Err(e) => (Err(e), None),
+        };
+        if matches!(classified.kind, MemberKind::Unknown) && first_line.is_some() {
+            let head = crate::parse::lines(&buf, 1)
+                .map(|(_, l)| l)
+                .find(|l| !l.trim_ascii().is_empty())
+                .unwrap_or_default();
+            member_problems[idx].push(
+                Problem::new(
+                    &m.path,
+                    Severity::Note,
+                    "not recognised as any supported input; skipped",
+                )
+                .with_excerpt(head),
+            );
+        }
+        let mut seq = 0u64;
+        if parse::is_line_independent(&classified.kind) {
+            while let Some(line) = first_line {
+                let ctx = ChunkCtx {
+                    member: member.clone(),
+                    kind: classified.kind.clone(),
+                    first_line: line,
+                };
+                let data = std::mem::take(&mut buf);
+                let tx = tx.clone();
+                let giver = Arc::clone(pool);
+                let this_seq = seq;
+                rayon::spawn(move || {
+                    let (summary, problems) = parse::parse_chunk(&ctx, &data);
+                    giver.give(data);
+                    // The reader may have stopped listening after an error; nothing to do then.
+                    let _ = tx.send(Parsed {
+                        member: idx,
+                        seq: this_seq,
+                        summary,
+                        problems,
+                    });
+                });
+                spawned += 1;
+                seq += 1;
+                while drain(&mut accumulators, false, &mut received) {}
+                buf = pool.take();
+                match chunker.next_into(&mut buf) {
+                    Ok(next) => first_line = next,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            pool.give(buf);
+        } else if let Some(line) = first_line {
+            // Whole-member kinds are small; read the rest and parse here.
+            let mut data = std::mem::take(&mut buf);
+            pool.give(buf);
+            let mut rest = Vec::new();
+            let mut more = Vec::new();
+            loop {
+                match chunker.next_into(&mut more) {
+                    Ok(Some(_)) => {
+                        if (data.len() + rest.len()) as u64 >= options.whole_member_bytes {
+                            member_problems[idx].push(Problem::new(
+                                &m.path,
+                                Severity::Warning,
+                                format!(
+                                    "larger than {} bytes; the rest was not parsed",
+                                    options.whole_member_bytes
+                                ),
+                            ));
+                            break;
+                        }
+                        rest.extend_from_slice(&more);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            data.extend_from_slice(&rest);
+            let ctx = ChunkCtx {
+                member: member.clone(),
+                kind: classified.kind.clone(),
+                first_line: line,
+            };
+            let (summary, problems) = parse::parse_chunk(&ctx, &data);
+            accumulators[idx].accept(0, summary, problems);
+        } else {
+            pool.give(buf);
+        }
+        for line in &chunker.overlong {
+            member_problems[idx].push(
+                Problem::new(
+                    &m.path,
+                    Severity::Warning,
+                    format!(
+                        "line longer than {} bytes skipped (raise --max-line-bytes)",
+                        chunk_size
+                    ),
+                )
+                .at_line(*line),
+            );
+        }
+        // Read what is left so the hash covers the whole member even after a parse stopped early.
+        if result.is_ok() {
+            result = io::copy(&mut hashing, &mut io::sink()).map(|_| ());
+        }
+        let rec = &mut members[idx];
+        rec.bytes = hashing.bytes;
+        rec.sha256 = hex(&hashing.hasher.finalize());
+        result
+    };
+
+    let source_problems = bundle.for_each_member(&options.limits, &mut visit)?;
+    drop(tx);
+    while received < spawned {
+        if !drain(&mut accumulators, true, &mut received) {
+            break;
+        }
+    }
+
+    let mut problems = Vec::new();
+    for p in &source_problems {
+        if p.reason.starts_with("truncated at")
+            && let Some(m) = members.iter_mut().find(|m| m.path == p.member)
+        {
+            m.truncated = true;
+        }
+    }
+    for ((rec, acc), extra) in members.iter_mut().zip(accumulators).zip(member_problems) {
+        if let Some(s) = acc.merged {
+            rec.summary = s;
+        }
+        problems.extend(extra);
+        problems.extend(acc.problems.into_problems());
+    }
+    problems.extend(source_problems);
+    Ok(BundleData {
+        path: bundle.path.clone(),
+        name: bundle.name(),
+        source_kind: bundle.kind,
+        members,
+        problems,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_of_loose_files_is_classified_parsed_and_hashed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("s1"), "cpu=0   \tfound=0 invalid=0 insert=0 insert_failed=0 drop=46 early_drop=0 error=0 search_restart=0 clash_resolve=0 chaintoolong=0 \n").expect("write");
+        std::fs::write(dir.path().join("notes.txt"), "call me maybe\n").expect("write");
+        let bundle = Bundle::open(dir.path()).expect("open");
+        let data = ingest(&bundle, &IngestOptions::default(), &BufferPool::new(4)).expect("ingest");
+        let stats = data.members.iter().find(|m| m.path == "s1").expect("s1");
+        assert_eq!(stats.kind, MemberKind::ConntrackStats);
+        assert!(
+            matches!(&stats.summary, MemberSummary::ConntrackStats(s) if s.totals["drop"] == 46)
+        );
+        assert_eq!(stats.sha256.len(), 64);
+        assert!(data.problems.iter().any(|p| p.member == "notes.txt"));
+    }
+
+    #[test]
+    fn many_small_chunks_merge_to_the_one_pass_summary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = String::new();
+        for i in 0..5000u32 {
+            text.push_str(&format!(
+                "tcp      6 {} TIME_WAIT src=10.244.{}.{} dst=10.96.0.{} sport={} dport=80 src=10.244.9.{} dst=10.244.{}.{} sport=80 dport={} [ASSURED] mark=0 use=1\n",
+                i % 120, i % 7, i % 11, i % 5, 30000 + i, i % 13, i % 7, i % 11, 30000 + i
+            ));
+        }
+        std::fs::write(dir.path().join("list"), &text).expect("write");
+        let options = IngestOptions {
+            limits: Limits {
+                line_bytes: 4096,
+                ..Limits::default()
+            },
+            ..IngestOptions::default()
+        };
+        let data = ingest(
+            &Bundle::open(dir.path()).expect("open"),
+            &options,
+            &BufferPool::new(3),
+        )
+        .expect("ingest");
+        let (whole, _) = parse::parse_all(MemberKind::ConntrackList, "list", text.as_bytes());
+        match (&data.members[0].summary, whole) {
+            (MemberSummary::ConntrackList(a), MemberSummary::ConntrackList(b)) => {
+                assert!(**a == *b)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
