@@ -1,1 +1,6 @@
-//! End-to-end suites: the `ctdiag` binary run on bundles, asserting exit codes and the JSON contract.
+//! End-to-end suites: the `ctdiag` binary run on bundles as customers send them, asserting exit
+//! codes, the JSON contract and key lines. One test binary; each file is a suite.
+
+mod cli;
+mod loose;
+mod util;
