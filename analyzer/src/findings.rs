@@ -157,6 +157,17 @@ pub fn evaluate(
     problems: Vec<Problem>,
 ) -> NodeReport {
     let tree = facts::to_json(&set.facts);
+    evaluate_tree(rules, set, tree, bundle, problems)
+}
+
+/// [`evaluate`] over a given facts tree (the typed facts serialized, or a variation of it).
+fn evaluate_tree(
+    rules: &RuleSet,
+    set: &FactSet,
+    tree: serde_json::Value,
+    bundle: BundleInfo,
+    problems: Vec<Problem>,
+) -> NodeReport {
     let ctx = rules::context(&tree);
     let mut problems = problems;
     let mut findings = Vec::new();
@@ -428,4 +439,184 @@ fn finding(
         verify: steps(&rule.verify)?,
         alerts: steps(&rule.alert)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{BufferPool, IngestOptions, ingest};
+    use crate::source::Bundle;
+
+    fn bundle_info() -> BundleInfo {
+        BundleInfo {
+            path: String::new(),
+            name: String::new(),
+            source_kind: String::new(),
+            collected_at: None,
+            collector: None,
+            members: Vec::new(),
+            verified: 0,
+            mismatched: 0,
+        }
+    }
+
+    /// A node with every input, so every fact exists.
+    fn rich_facts() -> FactSet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = |n: &str, c: &str| std::fs::write(dir.path().join(n), c).expect("write");
+        w(
+            "dmesg",
+            "[ 8349.694398] nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n[ 8350.0] net_ratelimit: 3 callbacks suppressed\n[    2.0] nf_conntrack version 0.5.0 (16384 buckets, 65536 max)\n",
+        );
+        w(
+            "sysctl",
+            "net.netfilter.nf_conntrack_max = 1000\nnet.netfilter.nf_conntrack_buckets = 256\nnet.netfilter.nf_conntrack_tcp_timeout_time_wait = 120\nnet.netfilter.nf_conntrack_udp_timeout = 30\nnet.netfilter.nf_conntrack_udp_timeout_stream = 120\nnet.netfilter.nf_conntrack_tcp_timeout_established = 86400\n",
+        );
+        w(
+            "stats.0",
+            "cpu=0   \tfound=1 invalid=0 insert=0 insert_failed=1 drop=5 early_drop=1 error=0 search_restart=0 clash_resolve=0 chaintoolong=0 \n",
+        );
+        w(
+            "stats.1",
+            "cpu=0   \tfound=1 invalid=0 insert=0 insert_failed=1 drop=9 early_drop=2 error=0 search_restart=0 clash_resolve=0 chaintoolong=0 \n",
+        );
+        w("count.0", "990\n");
+        w("count.1", "1000\n");
+        w("cpus", "16\n");
+        w(
+            "meminfo",
+            "MemTotal:       65831414 kB\nMemAvailable:   30000000 kB\n",
+        );
+        w("uptime", "9000.5 100.0\n");
+        w(
+            "uname",
+            "Linux worker-3 6.1.0-28-cloud-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22) x86_64 GNU/Linux\n",
+        );
+        let mut list = String::new();
+        for i in 0..600 {
+            list.push_str(&format!("tcp      6 100 TIME_WAIT src=10.244.1.{} dst=10.96.0.20 sport={} dport=80 src=10.244.2.7 dst=10.244.1.{} sport=8080 dport={} [ASSURED] mark=0 use=1\n", i % 4, 30000 + i, i % 4, 30000 + i));
+        }
+        for i in 0..300 {
+            list.push_str(&format!("tcp      6 100 SYN_SENT src=10.244.1.9 dst=10.96.0.20 sport={} dport=80 [UNREPLIED] src=10.244.2.99 dst=10.244.1.9 sport=8080 dport={} mark=0 use=1\n", 40000 + i, 40000 + i));
+        }
+        for i in 0..100 {
+            list.push_str(&format!("udp      17 20 src=10.244.1.3 dst=10.96.0.10 sport={} dport=53 [UNREPLIED] src=10.244.0.5 dst=10.244.1.3 sport=53 dport={} mark=0 use=1\n", 50000 + i, 50000 + i));
+        }
+        w("list", &list);
+        let data = ingest(
+            &Bundle::open(dir.path()).expect("open"),
+            &IngestOptions::default(),
+            &BufferPool::new(4),
+        )
+        .expect("ingest");
+        crate::facts::derive(&data)
+    }
+
+    fn leaf_paths(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, child) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaf_paths(child, &p, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+
+    fn remove(tree: &mut serde_json::Value, path: &str) {
+        let mut parts: Vec<&str> = path.split('.').collect();
+        let last = parts.pop().expect("non-empty path");
+        let mut node = tree;
+        for p in parts {
+            node = &mut node[p];
+        }
+        if let Some(m) = node.as_object_mut() {
+            m.remove(last);
+        }
+    }
+
+    fn rule_errors(report: &NodeReport) -> Vec<String> {
+        report
+            .problems
+            .iter()
+            .filter(|p| p.reason.starts_with("rule could not be evaluated"))
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_rule_evaluates_on_a_complete_node() {
+        let rules = RuleSet::load(None).expect("embedded rules load");
+        let set = rich_facts();
+        let report = evaluate(&rules, &set, bundle_info(), Vec::new());
+        assert!(
+            rule_errors(&report).is_empty(),
+            "{:?}",
+            rule_errors(&report)
+        );
+        assert_eq!(
+            report.likely_cause.as_ref().map(|c| c.id.as_str()),
+            Some("nf.table_exhausted")
+        );
+    }
+
+    #[test]
+    fn every_rule_survives_the_absence_of_any_single_fact() {
+        let rules = RuleSet::load(None).expect("embedded rules load");
+        let set = rich_facts();
+        let full = crate::facts::to_json(&set.facts);
+        let mut leaves = Vec::new();
+        leaf_paths(&full, "", &mut leaves);
+        assert!(
+            leaves.len() > 60,
+            "the rich node should set most facts: {leaves:?}"
+        );
+        for leaf in leaves {
+            let mut tree = full.clone();
+            remove(&mut tree, &leaf);
+            let report = evaluate_tree(&rules, &set, tree, bundle_info(), Vec::new());
+            assert!(
+                rule_errors(&report).is_empty(),
+                "without {leaf}: {:?}",
+                rule_errors(&report)
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_node_leaves_every_rule_missing_or_silent_never_failing() {
+        let rules = RuleSet::load(None).expect("embedded rules load");
+        let report = evaluate(&rules, &FactSet::default(), bundle_info(), Vec::new());
+        assert!(
+            rule_errors(&report).is_empty(),
+            "{:?}",
+            rule_errors(&report)
+        );
+        assert!(report.likely_cause.is_none());
+        assert!(report.findings.is_empty());
+        let missing: Vec<&str> = report.missing.iter().map(|m| m.id.as_str()).collect();
+        assert!(missing.contains(&"nf.table_exhausted"), "{missing:?}");
+        assert!(
+            report.missing.iter().all(|m| !m.inputs.is_empty()),
+            "every missing rule names a command"
+        );
+    }
+
+    #[test]
+    fn every_cause_has_a_safe_mitigation_and_a_way_to_verify() {
+        let rules = RuleSet::load(None).expect("embedded rules load");
+        for r in rules.rules.iter().filter(|r| r.kind == RuleKind::Cause) {
+            assert!(
+                r.mitigation.iter().any(|m| m.kind == Some(StepKind::Safe)),
+                "{}",
+                r.id
+            );
+            assert!(!r.verify.is_empty(), "{}", r.id);
+        }
+    }
 }

@@ -358,7 +358,7 @@ impl RuleSet {
             .env
             .compile_expression(src)
             .map_err(|e| format!("{}: {e}", rule.id))?;
-        expr.eval(ctx).map_err(|e| format!("{}: {e:#}", rule.id))
+        expr.eval(ctx).map_err(|e| format!("{}: {e}", rule.id))
     }
 
     /// Renders a template of a rule over the facts.
@@ -369,7 +369,7 @@ impl RuleSet {
             .map_err(|e| format!("{}: {e}", rule.id))?;
         tmpl.render(ctx)
             .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-            .map_err(|e| format!("{}: {e:#}", rule.id))
+            .map_err(|e| format!("{}: {e}", rule.id))
     }
 }
 

@@ -27,17 +27,30 @@ fn fail_on_critical_exits_1_when_a_critical_cause_is_found() {
     assert_eq!(out.status.code(), Some(1));
     let healthy = Fixture::new().file("s", stats(1, 0, 0, 0));
     let h = healthy.path().display().to_string();
-    assert_eq!(ctdiag(&["analyze", "--format", "json", "--fail-on", "warning", &h]).status.code(), Some(0));
+    assert_eq!(
+        ctdiag(&["analyze", "--format", "json", "--fail-on", "warning", &h])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]
 fn default_html_goes_to_a_file_and_a_summary_to_the_terminal() {
     let fx = Fixture::new().file("s", stats(1, 3, 0, 0));
     let out_file = fx.path().join("r.html");
-    let out = ctdiag(&["analyze", "-o", &out_file.display().to_string(), &fx.path().join("s").display().to_string()]);
+    let out = ctdiag(&[
+        "analyze",
+        "-o",
+        &out_file.display().to_string(),
+        &fx.path().join("s").display().to_string(),
+    ]);
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("likely cause: nf.table_exhausted"), "{stdout}");
+    assert!(
+        stdout.contains("likely cause: nf.table_exhausted"),
+        "{stdout}"
+    );
     assert!(stdout.contains("r.html"), "{stdout}");
     let html = std::fs::read_to_string(&out_file).expect("report written");
     assert!(html.contains("Content-Security-Policy"));
@@ -79,14 +92,19 @@ fn rules_lists_every_netfilter_rule_id() {
 #[test]
 fn user_rules_override_a_builtin_rule_by_id() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let builtin = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/nf.table_pressure.toml"))
-        .expect("builtin rule");
+    let builtin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rules/nf.table_pressure.toml"
+    ))
+    .expect("builtin rule");
     std::fs::write(
         dir.path().join("pressure.toml"),
         builtin.replace("nf.utilization >= 0.70 and", "nf.utilization >= 0.10 and"),
     )
     .expect("write");
-    let fx = Fixture::new().file("sysctl", sysctl(1000, Some(300))).file("s", stats(1, 0, 0, 0));
+    let fx = Fixture::new()
+        .file("sysctl", sysctl(1000, Some(300)))
+        .file("s", stats(1, 0, 0, 0));
     let out = ctdiag(&[
         "analyze",
         "--format",
@@ -104,7 +122,12 @@ fn a_broken_rules_directory_names_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("bad.toml"), "id = \"x\"\nwhen = ").expect("write");
     let fx = Fixture::new().file("s", stats(1, 0, 0, 0));
-    let out = ctdiag(&["analyze", "--rules", &dir.path().display().to_string(), &fx.path().display().to_string()]);
+    let out = ctdiag(&[
+        "analyze",
+        "--rules",
+        &dir.path().display().to_string(),
+        &fx.path().display().to_string(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
 }

@@ -46,9 +46,10 @@ fn full_table_with_time_wait_names_exhaustion_and_churn() {
 
 #[test]
 fn udp_heavy_table_names_udp_accumulation_with_dns_share() {
-    let table = Table::new()
-        .dns(7000, 3)
-        .tcp(1500, "ESTABLISHED", 30, "10.96.0.1", 443, "10.0.0.10");
+    let table =
+        Table::new()
+            .dns(7000, 3)
+            .tcp(1500, "ESTABLISHED", 30, "10.96.0.1", 443, "10.0.0.10");
     let n = table.len() as u64;
     let fx = Fixture::new()
         .file("sysctl.txt", sysctl(n + 50, None))
@@ -64,7 +65,13 @@ fn udp_heavy_table_names_udp_accumulation_with_dns_share() {
         .iter()
         .find(|f| f["id"] == "nf.udp_accumulation")
         .expect("udp finding");
-    assert!(udp["summary"].as_str().expect("summary").contains("100% of it is DNS"), "{udp}");
+    assert!(
+        udp["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("100% of it is DNS"),
+        "{udp}"
+    );
 }
 
 #[test]
@@ -76,8 +83,13 @@ fn a_table_full_minutes_ago_is_still_the_cause() {
         .file("s1", stats(2, 0, 0, 0));
     let (report, _) = analyze_json(&[fx.path()]);
     assert_eq!(likely_cause(&report).as_deref(), Some("nf.table_exhausted"));
-    let summary = report["nodes"][0]["likely_cause"]["summary"].as_str().expect("summary");
-    assert!(summary.contains("1.1% full) now, but it was full earlier"), "{summary}");
+    let summary = report["nodes"][0]["likely_cause"]["summary"]
+        .as_str()
+        .expect("summary");
+    assert!(
+        summary.contains("1.1% full) now, but it was full earlier"),
+        "{summary}"
+    );
     assert!(summary.contains("20 min before collection"), "{summary}");
 }
 
@@ -95,8 +107,16 @@ fn a_healthy_node_has_no_cause_and_rules_out_netfilter() {
     let (report, out) = analyze_json(&[fx.path()]);
     assert!(out.status.success());
     assert_eq!(report["nodes"][0]["likely_cause"], serde_json::Value::Null);
-    assert!(ruled_out(&report).contains(&"nf.healthy".to_string()), "{:?}", ruled_out(&report));
-    assert!(finding_ids(&report).is_empty(), "{:?}", finding_ids(&report));
+    assert!(
+        ruled_out(&report).contains(&"nf.healthy".to_string()),
+        "{:?}",
+        ruled_out(&report)
+    );
+    assert!(
+        finding_ids(&report).is_empty(),
+        "{:?}",
+        finding_ids(&report)
+    );
 }
 
 #[test]
@@ -140,7 +160,10 @@ fn malformed_lines_are_counted_with_file_and_line_and_the_rest_is_analyzed() {
     let fx = Fixture::new()
         .file("list", list)
         .file("sysctl", sysctl(900, Some(900)))
-        .file("stats", format!("{}cpu=1 this is not a row\n", stats(1, 10, 0, 0)));
+        .file(
+            "stats",
+            format!("{}cpu=1 this is not a row\n", stats(1, 10, 0, 0)),
+        );
     let (report, out) = analyze_json(&[fx.path()]);
     assert!(out.status.success());
     assert_eq!(likely_cause(&report).as_deref(), Some("nf.table_exhausted"));
@@ -166,6 +189,9 @@ fn the_same_files_in_a_renamed_archive_give_the_same_answer() {
     let archive = fx.tar_gz(&out_dir.path().join("ticket-attachment.bin"), "bundle");
     let (from_dir, _) = analyze_json(&[fx.path()]);
     let (from_tar, _) = analyze_json(&[&archive]);
-    assert_eq!(likely_cause(&from_tar).as_deref(), Some("nf.table_exhausted"));
+    assert_eq!(
+        likely_cause(&from_tar).as_deref(),
+        Some("nf.table_exhausted")
+    );
     assert_eq!(finding_ids(&from_dir), finding_ids(&from_tar));
 }

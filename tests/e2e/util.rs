@@ -69,14 +69,20 @@ pub fn analyze_json(bundles: &[&Path]) -> (serde_json::Value, Output) {
 
 /// The likely cause id of the first node, or None.
 pub fn likely_cause(report: &serde_json::Value) -> Option<String> {
-    report["nodes"][0]["likely_cause"]["id"].as_str().map(String::from)
+    report["nodes"][0]["likely_cause"]["id"]
+        .as_str()
+        .map(String::from)
 }
 
 /// Ids of the first node's findings.
 pub fn finding_ids(report: &serde_json::Value) -> Vec<String> {
     report["nodes"][0]["findings"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f["id"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["id"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -84,7 +90,11 @@ pub fn finding_ids(report: &serde_json::Value) -> Vec<String> {
 pub fn ruled_out(report: &serde_json::Value) -> Vec<String> {
     report["nodes"][0]["ruled_out"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -100,7 +110,15 @@ impl Table {
     }
 
     /// `n` TCP entries in `state` from `clients` pod IPs to `svc:port`, DNAT'd to `backend`.
-    pub fn tcp(mut self, n: usize, state: &str, clients: u8, svc: &str, port: u16, backend: &str) -> Self {
+    pub fn tcp(
+        mut self,
+        n: usize,
+        state: &str,
+        clients: u8,
+        svc: &str,
+        port: u16,
+        backend: &str,
+    ) -> Self {
         let timeout = match state {
             "ESTABLISHED" => 86_390,
             "TIME_WAIT" => 110,
