@@ -12,7 +12,7 @@
 //! chunks parse in parallel.
 
 use super::{ChunkCtx, LineProblems};
-use crate::summary::{Counts, EvidenceLine, LineSample, Merge, TopK};
+use crate::summary::{Counts, EvidenceLine, FastMap, FirstLines, Merge, TopK};
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_till, take_while1};
 use nom::character::complete::{char, digit1, space0, space1};
@@ -20,8 +20,7 @@ use nom::combinator::{map, map_res, opt, verify};
 use nom::sequence::{delimited, preceded, separated_pair, terminated};
 use nom::{IResult, Parser};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The ports part of a tuple, by protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -201,8 +200,12 @@ impl EntryError {
     }
 }
 
-fn port_number<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
-    std::str::from_utf8(v).ok()?.parse().ok()
+/// A decimal number from bytes, without a UTF-8 pass (`sport=`, `zone=`, …).
+fn port_number<T: TryFrom<u64>>(v: &[u8]) -> Option<T> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    T::try_from(v.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'))).ok()
 }
 
 /// Parses one entry line.
@@ -406,12 +409,12 @@ pub struct ListSummary {
     pub unanswered_tcp_pairs: TopK<Pair>,
     pub udp_pairs: TopK<Pair>,
     pub services: TopK<Service>,
-    pub backends: HashMap<IpAddr, BackendCounts>,
+    pub backends: FastMap<IpAddr, BackendCounts>,
     pub backends_overflow: u64,
     /// The count `conntrack -L` printed at the end, with its line.
     pub footer: Option<(u64, EvidenceLine)>,
     /// First and last example lines per notable kind (`TIME_WAIT`, `SYN_SENT`, `UNREPLIED udp`, …).
-    pub examples: std::collections::BTreeMap<String, LineSample>,
+    pub examples: std::collections::BTreeMap<&'static str, FirstLines>,
 }
 
 impl Default for ListSummary {
@@ -434,7 +437,7 @@ impl Default for ListSummary {
             unanswered_tcp_pairs: TopK::new(TOP_K_CAPACITY),
             udp_pairs: TopK::new(TOP_K_CAPACITY),
             services: TopK::new(TOP_K_CAPACITY),
-            backends: HashMap::new(),
+            backends: FastMap::default(),
             backends_overflow: 0,
             footer: None,
             examples: Default::default(),
@@ -452,7 +455,25 @@ fn bump(c: &mut Counts, key: &[u8]) {
     }
 }
 
+/// An address as conntrack prints it. Dotted quads, the common case, are read straight from the
+/// bytes; anything else (IPv6, compressed or not) goes through the standard parser.
 fn addr(raw: &[u8]) -> Option<IpAddr> {
+    fn ipv4(raw: &[u8]) -> Option<Ipv4Addr> {
+        let mut octets = [0u8; 4];
+        let mut parts = raw.split(|b| *b == b'.');
+        for o in &mut octets {
+            let p = parts.next()?;
+            if p.is_empty() || p.len() > 3 || !p.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let v = p.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+            *o = u8::try_from(v).ok()?;
+        }
+        parts.next().is_none().then_some(Ipv4Addr::from(octets))
+    }
+    if !raw.contains(&b':') {
+        return ipv4(raw).map(IpAddr::V4);
+    }
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
@@ -483,15 +504,11 @@ impl ListSummary {
         self.add_entry(ctx, n, line, &e);
     }
 
-    fn example(&mut self, kind: &str, ctx: &ChunkCtx, n: u64, line: &[u8]) {
-        match self.examples.get_mut(kind) {
-            Some(s) => s.push(EvidenceLine::new(&ctx.member, n, line)),
-            None => {
-                let mut s = LineSample::default();
-                s.push(EvidenceLine::new(&ctx.member, n, line));
-                self.examples.insert(kind.to_string(), s);
-            }
-        }
+    fn example(&mut self, kind: &'static str, ctx: &ChunkCtx, n: u64, line: &[u8]) {
+        self.examples
+            .entry(kind)
+            .or_default()
+            .push_with(|| EvidenceLine::new(&ctx.member, n, line));
     }
 
     fn add_entry(&mut self, ctx: &ChunkCtx, n: u64, line: &[u8], e: &ConntrackEntry<'_>) {
