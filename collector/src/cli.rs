@@ -15,7 +15,8 @@ use std::time::Duration;
 ///
 /// Examples:
 ///   ctdiag-collect -o /tmp
-///   kubectl exec -n kube-system ds/ctdiag -- ctdiag-collect -o - > bundle.tgz
+///   kubectl exec -n NAMESPACE POD -- ctdiag-collect -o - > bundle.tgz   (privileged hostNetwork pod)
+///   kubectl debug node/NODE -it --image=IMAGE -- chroot /host ctdiag-collect -o /tmp
 ///   ctdiag-collect --cilium-exec 'kubectl -n kube-system exec cilium-x7k2p --' --monitor 30
 #[derive(Debug, Parser)]
 #[command(name = "ctdiag-collect", version, verbatim_doc_comment)]

@@ -389,3 +389,102 @@ fn help_documents_every_flag() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
+
+/// Stands in for the Cilium agent CLI (no agent can run here), printing lines in the shapes
+/// FORMATS.md quotes from real agents. Called as `PREFIX <cli-name> ARGS…`.
+const FAKE_CILIUM: &str = r#"
+name="$1"; shift
+[ "$name" = "$ONLY_NAME" ] || { echo "exec: \"$name\": executable file not found in \$PATH" >&2; exit 127; }
+case "$*" in
+  --help) echo "CLI for interacting with the local Cilium Agent" ;;
+  "bpf ct list global") echo "TCP OUT 172.19.0.2:57716 -> 10.244.1.1:8080 expires=319511 Packets=0 Bytes=0 RxFlagsSeen=0x1b LastRxReport=319501 TxFlagsSeen=0x1b LastTxReport=319501 Flags=0x0093 [ RxClosing TxClosing SeenNonSyn DSRInternal ] RevNAT=0 SourceSecurityID=9 BackendID=0 " ;;
+  "bpf metrics list") printf 'REASON                       DIRECTION   PACKETS   BYTES\nCT: Map insertion failed     INGRESS     169955    12580214\n' ;;
+  "config -a") echo "CTMapEntriesGlobalTCP             : 554159" ;;
+  "status --verbose") echo "KubeProxyReplacement:    True" ;;
+  "metrics list") echo 'cilium_drop_count_total   direction="INGRESS" reason="CT: Map insertion failed"   390.000000' ;;
+  "monitor --type drop")
+    echo "Listening for events on 2 CPUs with 64x4096 of shared memory"
+    echo "Press Ctrl-C to quit"
+    while :; do echo "xx drop (CT: Map insertion failed) flow 0xdd1bea99 to endpoint 0, identity 5->7479: 10.2.1.205:38631 -> 10.2.2.169:53 udp"; sleep 0.2; done ;;
+  *) echo "unknown command $*" >&2; exit 1 ;;
+esac
+"#;
+
+#[test]
+fn a_cilium_exec_prefix_collects_every_cilium_source_and_the_monitor_for_its_duration() {
+    let tools = tempfile::tempdir().unwrap();
+    let fake = script(tools.path(), "kubectl-exec", FAKE_CILIUM);
+    let prefix = fake.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let args = with(&[
+        "--cilium-exec",
+        &prefix,
+        "--monitor",
+        "1",
+        "--samples",
+        "2",
+        "--interval",
+        "0.1",
+    ]);
+    let out = Command::new(util::bin())
+        .args(refs(&args))
+        .args(["-o", dir.path().to_str().unwrap()])
+        .env("ONLY_NAME", "cilium-dbg")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = Bundle::open(&util::only_bundle_in(dir.path()));
+    b.assert_consistent();
+    let ct = b.record("cilium/ct-list-global.txt");
+    assert_eq!(ct["source"], "cilium-dbg bpf ct list global");
+    assert_eq!(
+        ct["argv"],
+        serde_json::json!([prefix, "cilium-dbg", "bpf", "ct", "list", "global"])
+    );
+    assert!(
+        b.text("cilium/ct-list-global.txt")
+            .starts_with("TCP OUT 172.19.0.2:57716 -> ")
+    );
+    for path in [
+        "cilium/config.txt",
+        "cilium/status.txt",
+        "cilium/metrics.1.txt",
+        "cilium/prometheus.1.txt",
+    ] {
+        assert_eq!(b.record(path)["exit_status"], 0, "{path}");
+    }
+    assert!(
+        b.text("cilium/metrics.0.txt")
+            .contains("CT: Map insertion failed")
+    );
+    // Stopped after --monitor on purpose: a member, not a failure.
+    let monitor = b.text("cilium/monitor-drop.txt");
+    assert!(monitor.starts_with("Listening for events on 2 CPUs"));
+    assert!(monitor.contains("xx drop (CT: Map insertion failed)"));
+    assert!(b.failures("cilium/monitor-drop.txt").is_empty());
+}
+
+#[test]
+fn an_agent_image_older_than_the_cilium_dbg_rename_is_driven_as_cilium() {
+    let tools = tempfile::tempdir().unwrap();
+    let fake = script(tools.path(), "kubectl-exec", FAKE_CILIUM);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = fake.display().to_string();
+    let out = Command::new(util::bin())
+        .args(refs(&with(&["--cilium-exec", &prefix])))
+        .args(["-o", dir.path().to_str().unwrap()])
+        .env("ONLY_NAME", "cilium")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = Bundle::open(&util::only_bundle_in(dir.path()));
+    assert_eq!(
+        b.record("cilium/status.txt")["source"],
+        "cilium status --verbose"
+    );
+    assert_eq!(
+        b.failures("cilium/monitor-drop.txt")[0]["skipped"],
+        true,
+        "--monitor is off by default"
+    );
+}
