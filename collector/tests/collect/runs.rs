@@ -488,3 +488,33 @@ fn an_agent_image_older_than_the_cilium_dbg_rename_is_driven_as_cilium() {
         "--monitor is off by default"
     );
 }
+
+/// The manifest written has exactly the fields docs/bundle-format.md shows, at every level.
+#[test]
+fn manifest_fields_match_the_documented_example() {
+    let doc = include_str!("../../../docs/bundle-format.md");
+    let json = doc
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a json example in docs/bundle-format.md");
+    let example: serde_json::Value = serde_json::from_str(json).expect("the example is JSON");
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = collect_into(dir.path(), QUICK);
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&b.manifest), keys(&example));
+    assert_eq!(
+        keys(b.record("node/meminfo.txt")),
+        keys(&example["members"][0])
+    );
+    assert_eq!(
+        keys(&b.failures("kube-proxy/metrics.0.txt")[0]),
+        keys(&example["failed"][0])
+    );
+    let http_member = &example["members"][1];
+    assert!(http_member.get("url").is_some());
+}
