@@ -278,12 +278,10 @@ impl Run<'_> {
     }
 
     fn attempt(&mut self, step: &Step) -> Result<Attempt, CollectError> {
-        let mut spool = self.spool(self.config.max_output_bytes)?;
-        let started = SystemTime::now();
         let clock = Instant::now();
         let mut attempt = Attempt {
-            spool: self.spool(1)?,
-            started,
+            spool: self.spool(self.config.max_output_bytes)?,
+            started: SystemTime::now(),
             duration: Duration::ZERO,
             exit_status: None,
             stderr: Vec::new(),
@@ -294,7 +292,6 @@ impl Run<'_> {
         if let Some(reason) = &step.blocked {
             attempt.error = Some(format!("skipped: {reason}"));
             attempt.skipped = true;
-            attempt.spool = spool;
             return Ok(attempt);
         }
         match &step.producer {
@@ -303,9 +300,12 @@ impl Run<'_> {
                     timeout: stop_after.map_or(self.config.timeout, |s| s + self.config.timeout),
                     stop_after: *stop_after,
                 };
-                match exec::run(argv, deadlines, &mut spool) {
+                match exec::run(argv, deadlines, &mut attempt.spool) {
                     Err(ExecError::NotFound) if step.optional => {
-                        attempt.error = Some(format!("skipped: {} is not installed", argv[0]));
+                        attempt.error = Some(format!(
+                            "skipped: {} is not installed",
+                            step.label.split(' ').next().unwrap_or_default()
+                        ));
                         attempt.skipped = true;
                     }
                     Err(e) => attempt.error = Some(e.to_string()),
@@ -334,26 +334,26 @@ impl Run<'_> {
                 }
             }
             Producer::File(path) => {
-                if let Err(e) = procfs::copy_file(path, &mut spool) {
+                if let Err(e) = procfs::copy_file(path, &mut attempt.spool) {
                     attempt.error = Some(format!("{}: {e}", path.display()));
                 }
             }
             Producer::SysctlNet(root) => {
-                if let Err(e) = procfs::sysctl_net(root, &mut spool) {
+                if let Err(e) = procfs::sysctl_net(root, &mut attempt.spool) {
                     attempt.error = Some(e.to_string());
                 }
             }
             Producer::ProcStatAsConntrackS(path) => {
-                if let Err(e) = procfs::proc_stat_as_conntrack_s(path, &mut spool) {
+                if let Err(e) = procfs::proc_stat_as_conntrack_s(path, &mut attempt.spool) {
                     attempt.error = Some(format!("{}: {e}", path.display()));
                 }
             }
             Producer::CpuCount(root) => {
-                if let Err(e) = procfs::cpu_count(root, &mut spool) {
+                if let Err(e) = procfs::cpu_count(root, &mut attempt.spool) {
                     attempt.error = Some(format!("{}/cpuinfo: {e}", root.display()));
                 }
             }
-            Producer::Http(url) => match http::get(url, self.config.timeout, &mut spool) {
+            Producer::Http(url) => match http::get(url, self.config.timeout, &mut attempt.spool) {
                 Ok(resp) if resp.status == 200 => {}
                 Ok(resp) => {
                     attempt.error = Some(
@@ -361,13 +361,13 @@ impl Run<'_> {
                             .trim_end()
                             .to_string(),
                     );
-                    attempt.stderr = head_of(spool, FAILED_STDERR_CAP);
-                    spool = self.spool(1)?;
+                    // The error page is not the member: it becomes the failure's stderr.
+                    let body = std::mem::replace(&mut attempt.spool, self.spool(1)?);
+                    attempt.stderr = head_of(body, FAILED_STDERR_CAP);
                 }
                 Err(e) => attempt.error = Some(e.to_string()),
             },
         }
-        attempt.spool = spool;
         attempt.duration = clock.elapsed();
         Ok(attempt)
     }

@@ -519,3 +519,43 @@ fn manifest_fields_match_the_documented_example() {
     http.retain(|k| k != "url");
     assert_eq!(keys(b.record("node/meminfo.txt")), http);
 }
+
+/// Peak resident memory of the largest child this test process has waited for, in bytes.
+fn children_max_rss() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(rc, 0);
+    u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
+}
+
+#[test]
+fn a_large_output_is_streamed_and_redacted_without_being_held_in_memory() {
+    const LINES: u64 = 150_000;
+    const LINE: &str = "TCP OUT 172.19.0.2:57716 -> 10.244.1.1:8080 expires=319511 Packets=0 Bytes=0 RxFlagsSeen=0x1b LastRxReport=319501 TxFlagsSeen=0x1b LastTxReport=319501 Flags=0x0093 [ RxClosing TxClosing SeenNonSyn DSRInternal ] RevNAT=0 SourceSecurityID=9 BackendID=0 ";
+    let tools = tempfile::tempdir().unwrap();
+    let body = format!(
+        "shift\ncase \"$*\" in\n  --help) exit 0 ;;\n  \"bpf ct list global\") yes '{LINE}' | head -n {LINES} ;;\n  *) exit 1 ;;\nesac"
+    );
+    let big = script(tools.path(), "big", &body);
+    let prefix = big.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = collect_into(
+        dir.path(),
+        &refs(&with(&["--cilium-exec", &prefix, "--redact"])),
+    );
+    let record = b.record("cilium/ct-list-global.txt");
+    let bytes = record["bytes"].as_u64().unwrap();
+    assert_eq!(record["truncated"], false);
+    let text = b.text("cilium/ct-list-global.txt");
+    assert_eq!(text.lines().count() as u64, LINES);
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with("TCP OUT 10.0.0.1:57716 -> 10.0.0.2:8080 "))
+    );
+    let peak = children_max_rss();
+    assert!(
+        peak < bytes / 2,
+        "a child peaked at {peak} bytes while collecting a {bytes}-byte member"
+    );
+}
