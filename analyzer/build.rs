@@ -15,18 +15,11 @@ fn main() {
     let mut out = String::from("&[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let name = f
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("UTF-8 rule file name");
+        let name = f.file_name().and_then(|n| n.to_str()).expect("UTF-8 rule file name");
         let abs = fs::canonicalize(f).expect("rule file path");
-        out.push_str(&format!(
-            "    ({name:?}, include_str!({:?})),\n",
-            abs.display().to_string()
-        ));
+        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", abs.display().to_string()));
     }
     out.push(']');
-    let dest =
-        Path::new(&env::var("OUT_DIR").expect("OUT_DIR set by cargo")).join("embedded_rules.rs");
+    let dest = Path::new(&env::var("OUT_DIR").expect("OUT_DIR set by cargo")).join("embedded_rules.rs");
     fs::write(dest, out).expect("write embedded_rules.rs");
 }

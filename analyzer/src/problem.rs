@@ -109,13 +109,9 @@ mod tests {
 
     #[test]
     fn display_names_member_and_line() {
-        let p = Problem::new(
-            "conntrack/list.txt",
-            Severity::Warning,
-            "unrecognized entry",
-        )
-        .at_line(7)
-        .with_excerpt(b"garbage");
+        let p = Problem::new("conntrack/list.txt", Severity::Warning, "unrecognized entry")
+            .at_line(7)
+            .with_excerpt(b"garbage");
         assert_eq!(
             p.to_string(),
             "conntrack/list.txt:7: unrecognized entry: \"garbage\""

@@ -103,8 +103,7 @@ impl Bundle {
             });
         }
         let mut head = [0u8; 512];
-        let n =
-            read_up_to(&mut File::open(path).map_err(open_err)?, &mut head).map_err(open_err)?;
+        let n = read_up_to(&mut File::open(path).map_err(open_err)?, &mut head).map_err(open_err)?;
         let kind = if n >= 2 && head[..2] == [0x1f, 0x8b] {
             let mut gz = MultiGzDecoder::new(File::open(path).map_err(open_err)?);
             let mut inner = [0u8; 512];
@@ -158,8 +157,7 @@ impl Bundle {
         };
         match self.kind {
             SourceKind::TarGz => {
-                let gz =
-                    MultiGzDecoder::new(BufReader::with_capacity(256 << 10, open(&self.path)?));
+                let gz = MultiGzDecoder::new(BufReader::with_capacity(256 << 10, open(&self.path)?));
                 walk.tar(gz, visit);
             }
             SourceKind::Tar => walk.tar(BufReader::new(open(&self.path)?), visit),
@@ -213,11 +211,7 @@ impl<'l> Walk<'l> {
             Ok(e) => e,
             Err(e) => {
                 let bundle = self.bundle.clone();
-                self.problem(
-                    &bundle,
-                    Severity::Error,
-                    format!("not a readable tar archive: {e}"),
-                );
+                self.problem(&bundle, Severity::Error, format!("not a readable tar archive: {e}"));
                 return;
             }
         };
@@ -372,11 +366,7 @@ impl<'l> Walk<'l> {
         match result {
             Ok(()) => true,
             Err(e) => {
-                self.problem(
-                    &path,
-                    Severity::Error,
-                    format!("read failed: {}", io_reason(&e)),
-                );
+                self.problem(&path, Severity::Error, format!("read failed: {}", io_reason(&e)));
                 false
             }
         }
@@ -529,10 +519,7 @@ mod tests {
         std::fs::write(
             &path,
             tar_gz(&[
-                (
-                    "ctdiag-n1-20261125T120000Z/conntrack/stats.0.txt",
-                    b"cpu=0 drop=1\n",
-                ),
+                ("ctdiag-n1-20261125T120000Z/conntrack/stats.0.txt", b"cpu=0 drop=1\n"),
                 ("ctdiag-n1-20261125T120000Z/manifest.json", b"{}"),
             ]),
         )
@@ -589,20 +576,14 @@ mod tests {
         };
         let (members, problems) = collect(&Bundle::open(dir.path()).expect("open"), &limits);
         assert_eq!(members[0].1.len(), 10);
-        assert!(
-            problems[0].reason.contains("--max-member-bytes"),
-            "{problems:?}"
-        );
+        assert!(problems[0].reason.contains("--max-member-bytes"), "{problems:?}");
     }
 
     #[test]
     fn hostile_paths_are_neutralised() {
         let limits = Limits::default();
         let mut walk = Walk::new("b".into(), &limits);
-        assert_eq!(
-            walk.member_path("../../etc/passwd").as_deref(),
-            Some("etc/passwd")
-        );
+        assert_eq!(walk.member_path("../../etc/passwd").as_deref(), Some("etc/passwd"));
         assert_eq!(walk.problems.len(), 1);
     }
 
@@ -611,8 +592,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("real.txt"), b"x\n").expect("write");
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).expect("symlink");
-        let (members, problems) =
-            collect(&Bundle::open(dir.path()).expect("open"), &Limits::default());
+        let (members, problems) = collect(&Bundle::open(dir.path()).expect("open"), &Limits::default());
         assert_eq!(members.len(), 1);
         assert_eq!(problems[0].member, "link");
     }

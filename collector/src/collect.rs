@@ -216,7 +216,7 @@ impl Run<'_> {
             }
         };
         Ok(match exec::run(&probe, deadlines, &mut out) {
-            Err(e) => Cilium::Unreachable(format!("--cilium-exec: {}: {e}", prefix[0])),
+            Err(e) => Cilium::Unreachable(format!("--cilium-exec: {}: {e}", prefix.join(" "))),
             Ok(f) if f.ended == Ended::TimedOut => Cilium::Unreachable(format!(
                 "timed out after {}s (probe `{}`; not retried for each Cilium source)",
                 self.config.timeout.as_secs(),
