@@ -13,15 +13,15 @@ use tempfile::TempPath;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("cannot create a temporary bundle in {dir}: {source}")]
+    #[error("cannot create a temporary bundle in {dir}")]
     Create { dir: PathBuf, source: io::Error },
-    #[error("writing member {member}: {source}")]
+    #[error("writing member {member}")]
     Member { member: String, source: io::Error },
-    #[error("finishing the bundle: {0}")]
-    Finish(io::Error),
+    #[error("finishing the bundle")]
+    Finish(#[source] io::Error),
     #[error("{path} already exists; not overwriting it")]
     Exists { path: PathBuf },
-    #[error("renaming the finished bundle to {path}: {source}")]
+    #[error("renaming the finished bundle to {path}")]
     Rename { path: PathBuf, source: io::Error },
     #[error(
         "refusing to write a binary bundle to a terminal: redirect standard output or use -o DIR"

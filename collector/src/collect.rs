@@ -27,13 +27,13 @@ pub enum CollectError {
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(
-        "cannot create a spool file in {dir} (set TMPDIR or use -o DIR on a writable filesystem): {source}"
+        "cannot create a spool file in {dir} (set TMPDIR or use -o DIR on a writable filesystem)"
     )]
     Spool { dir: PathBuf, source: io::Error },
-    #[error("post-processing {member}: {source}")]
+    #[error("post-processing {member}")]
     Rewrite { member: String, source: io::Error },
-    #[error("encoding the manifest: {0}")]
-    Manifest(serde_json::Error),
+    #[error("encoding the manifest")]
+    Manifest(#[source] serde_json::Error),
 }
 
 /// What a run produced, for the closing report on stderr.

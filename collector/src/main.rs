@@ -21,8 +21,9 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let config = opts.into_config()?;
     let expected = config.interval * config.samples.saturating_sub(1) + config.monitor;
     eprintln!(
-        "ctdiag-collect: collecting ({} samples {}s apart{}); this takes at least {}s",
+        "ctdiag-collect: collecting ({} sample{} {}s apart{}); this takes at least {}s",
         config.samples,
+        if config.samples == 1 { "" } else { "s" },
         config.interval.as_secs_f64(),
         if config.monitor.is_zero() {
             String::new()
