@@ -101,6 +101,8 @@ pub struct NfFacts {
     pub stats: StatsFacts,
     /// Change between the first and last statistics samples.
     pub delta: DeltaFacts,
+    /// Each statistics sample, in order.
+    pub samples: Vec<SampleFact>,
     /// Per-second rates between the first and last timed samples.
     pub rates: RateFacts,
     /// What the kernel log says.
@@ -140,6 +142,27 @@ pub struct StatsFacts {
     pub search_restart: Option<u64>,
     /// Every counter of the last sample, by name.
     pub all: BTreeMap<String, u64>,
+    /// Loss counters of the CPUs that have any, in the last sample.
+    pub loss_by_cpu: Vec<crate::parse::conntrack_stats::CpuLoss>,
+}
+
+/// One statistics sample, for the series between samples.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleFact {
+    /// Sample index (the N of `stats.N.txt`).
+    pub index: u32,
+    /// Seconds after the first sample, where the manifest timed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_drop: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_failed: Option<u64>,
+    /// Entry count taken with the same index (`count.N.txt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -600,6 +623,7 @@ pub fn derive(data: &BundleData) -> FactSet {
         st.invalid = get("invalid");
         st.search_restart = get("search_restart");
         st.all = s.totals.clone();
+        st.loss_by_cpu = s.loss_by_cpu.clone();
         let rows: Vec<EvidenceLine> = s.loss_rows.lines().cloned().collect();
         for key in [
             "nf.stats.drop",
@@ -615,6 +639,21 @@ pub fn derive(data: &BundleData) -> FactSet {
             set.source("nf.rates", m);
         }
     }
+    let t0 = samples.first().and_then(|s| s.time);
+    set.facts.nf.samples = samples
+        .iter()
+        .map(|s| SampleFact {
+            index: s.index,
+            seconds: s.time.zip(t0).map(|(t, t0)| round4(t - t0)),
+            drop: s.stats.totals.get("drop").copied(),
+            early_drop: s.stats.totals.get("early_drop").copied(),
+            insert_failed: s.stats.totals.get("insert_failed").copied(),
+            count: counts
+                .iter()
+                .find(|c| c.0 == Some(s.index))
+                .and_then(|c| c.1.value),
+        })
+        .collect();
     if samples.len() >= 2
         && let (Some(first), Some(last)) = (samples.first(), samples.last())
     {

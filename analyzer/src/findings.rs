@@ -149,6 +149,104 @@ pub struct MissingInput {
     pub reason: Option<String>,
 }
 
+/// What all nodes analyzed together say: a node comparison's facts and the readings that hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    pub facts: serde_json::Value,
+    pub readings: Vec<Finding>,
+    pub problems: Vec<Problem>,
+}
+
+/// Facts across nodes, for cluster-scope rules.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterFacts {
+    /// Nodes analyzed.
+    pub nodes: u64,
+    /// Nodes with a likely cause.
+    pub nodes_with_cause: u64,
+    /// nodes_with_cause / nodes.
+    pub hot_share: f64,
+    /// Likely cause id → nodes.
+    pub causes: std::collections::BTreeMap<String, u64>,
+    /// The most common likely cause and on how many nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_cause: Option<String>,
+    pub top_cause_nodes: u64,
+    /// Names of nodes with a likely cause, and of those without.
+    pub hot_nodes: Vec<String>,
+    pub healthy_nodes: Vec<String>,
+    /// Highest and lowest netfilter fill level among nodes that report one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_utilization: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_utilization: Option<f64>,
+}
+
+/// Compares the nodes and applies the cluster-scope rules (two nodes or more).
+pub fn cluster(rules: &RuleSet, nodes: &[NodeReport]) -> Option<ClusterReport> {
+    if nodes.len() < 2 {
+        return None;
+    }
+    let mut f = ClusterFacts {
+        nodes: nodes.len() as u64,
+        ..Default::default()
+    };
+    for n in nodes {
+        match &n.likely_cause {
+            Some(c) => {
+                f.nodes_with_cause += 1;
+                *f.causes.entry(c.id.clone()).or_insert(0) += 1;
+                f.hot_nodes.push(n.node.clone());
+            }
+            None => f.healthy_nodes.push(n.node.clone()),
+        }
+        if let Some(u) = facts::lookup(&n.facts, "nf.utilization").and_then(|v| v.as_f64()) {
+            f.max_utilization = Some(f.max_utilization.map_or(u, |m| m.max(u)));
+            f.min_utilization = Some(f.min_utilization.map_or(u, |m| m.min(u)));
+        }
+    }
+    f.hot_share = (f.nodes_with_cause as f64 / f.nodes as f64 * 10_000.0).round() / 10_000.0;
+    if let Some((id, n)) = f
+        .causes
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+    {
+        f.top_cause = Some(id.clone());
+        f.top_cause_nodes = *n;
+    }
+    let tree = serde_json::json!({ "cluster": f });
+    let ctx = rules::context(&tree);
+    let mut readings = Vec::new();
+    let mut problems = Vec::new();
+    let empty = FactSet::default();
+    for rule in rules
+        .rules
+        .iter()
+        .filter(|r| r.scope == rules::Scope::Cluster)
+    {
+        let fired = rules.eval(rule, &rule.when, &ctx).map(|v| v.is_true());
+        match fired.and_then(|fired| {
+            fired
+                .then(|| finding(rules, &empty, &tree, &ctx, rule))
+                .transpose()
+        }) {
+            Ok(Some(r)) => readings.push(r),
+            Ok(None) => {}
+            Err(e) => problems.push(Problem::new(
+                &rule.file,
+                crate::problem::Severity::Error,
+                format!("rule could not be evaluated: {e}"),
+            )),
+        }
+    }
+    readings.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    Some(ClusterReport {
+        facts: tree,
+        readings,
+        problems,
+    })
+}
+
 /// Applies every rule to one node.
 pub fn evaluate(
     rules: &RuleSet,
@@ -175,7 +273,7 @@ fn evaluate_tree(
     let mut missing = Vec::new();
     let present = |f: &String| facts::lookup(&tree, f).is_some();
 
-    for rule in &rules.rules {
+    for rule in rules.rules.iter().filter(|r| r.scope == rules::Scope::Node) {
         let mut rule_error = |e: String| {
             problems.push(Problem::new(
                 &rule.file,
@@ -238,7 +336,9 @@ fn evaluate_tree(
                     missing.push(missing_entry(rules, set, rule, "partial", absent_decisive));
                 }
             }
-            (RuleKind::Check, false) | (RuleKind::Contributor, false) => {}
+            (RuleKind::Check, false)
+            | (RuleKind::Contributor, false)
+            | (RuleKind::Reading, false) => {}
             (_, true) => match finding(rules, set, &tree, &ctx, rule) {
                 Ok(f) => findings.push(f),
                 Err(e) => rule_error(e),

@@ -56,6 +56,9 @@ pub struct Report {
     pub tool: ToolInfo,
     /// One entry per bundle that could be opened, in the order given.
     pub nodes: Vec<NodeReport>,
+    /// The node comparison, when two nodes or more were analyzed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<findings::ClusterReport>,
     /// Bundles that could not be opened at all.
     pub unreadable: Vec<Problem>,
 }
@@ -111,6 +114,7 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
             name: "ctdiag",
             version: env!("CARGO_PKG_VERSION"),
         },
+        cluster: findings::cluster(&rules, &nodes),
         nodes,
         unreadable,
     })

@@ -41,6 +41,19 @@ pub enum RuleKind {
     Contributor,
     /// A health check; when it holds, it is listed under "ruled out".
     Check,
+    /// An interpretation across nodes ("one hot node", "the whole pool"); listed when it holds.
+    Reading,
+}
+
+/// What a rule is evaluated over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// One node's facts (`node.*`, `nf.*`, …).
+    #[default]
+    Node,
+    /// The facts of all nodes analyzed together (`cluster.*`).
+    Cluster,
 }
 
 /// How bad a finding is, for ranking and `--fail-on`.
@@ -83,6 +96,8 @@ pub struct Rule {
     pub title: String,
     pub layer: String,
     pub kind: RuleKind,
+    #[serde(default)]
+    pub scope: Scope,
     pub severity: Severity,
     /// Facts that must all exist to evaluate the rule.
     #[serde(default)]
@@ -303,6 +318,12 @@ impl RuleSet {
         if r.kind == RuleKind::Cause && r.mitigation.is_empty() {
             return Err(format!(
                 "{}: a cause must say what to do ([[mitigation]])",
+                r.id
+            ));
+        }
+        if (r.kind == RuleKind::Reading) != (r.scope == Scope::Cluster) {
+            return Err(format!(
+                "{}: readings, and only readings, have scope = \"cluster\"",
                 r.id
             ));
         }

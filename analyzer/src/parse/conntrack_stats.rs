@@ -23,9 +23,6 @@ use nom::sequence::{preceded, separated_pair, terminated};
 use nom::{IResult, Parser};
 use std::collections::BTreeMap;
 
-/// Counters that mean conntrack refused or evicted something; rows with any of them are evidence.
-pub const LOSS_COUNTERS: &[&str] = &["drop", "early_drop", "insert_failed"];
-
 /// Where a statistics sample was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -51,7 +48,21 @@ pub struct StatsSummary {
     pub entries: Option<u64>,
     /// CPU rows with a loss counter above zero, quoted.
     pub loss_rows: LineSample,
+    /// Loss counters of the CPUs that have any, by CPU (at most [`MAX_LOSS_CPUS`]).
+    pub loss_by_cpu: Vec<CpuLoss>,
 }
+
+/// Loss counters of one CPU row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct CpuLoss {
+    pub cpu: u32,
+    pub drop: u64,
+    pub early_drop: u64,
+    pub insert_failed: u64,
+}
+
+/// CPUs whose loss counters are kept individually (enough for any chart; all are summed).
+pub const MAX_LOSS_CPUS: usize = 512;
 
 impl Merge for StatsSummary {
     fn combine(&mut self, other: Self) {
@@ -60,6 +71,9 @@ impl Merge for StatsSummary {
         self.cpus_with_loss += other.cpus_with_loss;
         self.entries = self.entries.max(other.entries);
         self.loss_rows.combine(other.loss_rows);
+        self.loss_by_cpu.extend(other.loss_by_cpu);
+        self.loss_by_cpu.sort();
+        self.loss_by_cpu.truncate(MAX_LOSS_CPUS);
     }
 }
 
@@ -134,7 +148,7 @@ impl StatsSummary {
                     .counters
                     .iter()
                     .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), *v));
-                self.add_row(ctx, n, line, counters);
+                self.add_row(ctx, n, line, row.cpu, counters);
             }
             _ if trimmed.starts_with(b"conntrack v") => problems.malformed(
                 ctx,
@@ -156,22 +170,36 @@ impl StatsSummary {
         ctx: &ChunkCtx,
         n: u64,
         raw: &[u8],
+        cpu: u32,
         counters: impl Iterator<Item = (String, u64)>,
     ) {
         self.cpus += 1;
-        let mut loss = false;
+        let mut loss = CpuLoss {
+            cpu,
+            drop: 0,
+            early_drop: 0,
+            insert_failed: 0,
+        };
         for (name, value) in counters {
-            if name == "entries" {
+            match name.as_str() {
                 // The global count, repeated on every CPU row: never summed.
-                self.entries = self.entries.max(Some(value));
-                continue;
+                "entries" => {
+                    self.entries = self.entries.max(Some(value));
+                    continue;
+                }
+                "drop" => loss.drop = value,
+                "early_drop" => loss.early_drop = value,
+                "insert_failed" => loss.insert_failed = value,
+                _ => {}
             }
-            loss |= value > 0 && LOSS_COUNTERS.contains(&name.as_str());
             *self.totals.entry(name).or_insert(0) += value;
         }
-        if loss {
+        if loss.drop + loss.early_drop + loss.insert_failed > 0 {
             self.cpus_with_loss += 1;
             self.loss_rows.push(EvidenceLine::new(&ctx.member, n, raw));
+            if self.loss_by_cpu.len() < MAX_LOSS_CPUS {
+                self.loss_by_cpu.push(loss);
+            }
         }
     }
 
@@ -213,7 +241,9 @@ impl StatsSummary {
             match values {
                 Some(v) if v.len() == names.len() => {
                     let pairs = names.iter().cloned().zip(v);
-                    s.add_row(ctx, n, line, pairs);
+                    // Rows carry no CPU number: they come in possible-CPU order.
+                    let cpu = s.cpus;
+                    s.add_row(ctx, n, line, cpu, pairs);
                 }
                 Some(v) => problems.malformed(
                     ctx,

@@ -13,7 +13,8 @@ pub const MAX_LINES: usize = 80;
 
 impl Renderer for Markdown {
     fn render(&self, report: &Report) -> Result<String, RenderError> {
-        let text = super::render_template("md", "report.md", TEMPLATE, report)?;
+        let text =
+            super::render_template("md", "report.md", TEMPLATE, report, minijinja::context! {})?;
         let mut lines: Vec<&str> = text.lines().collect();
         // Collapse runs of blank lines the template's conditionals leave behind.
         lines.dedup_by(|a, b| a.trim().is_empty() && b.trim().is_empty());

@@ -114,6 +114,7 @@ impl Text {
                 RuleKind::Cause => "cause",
                 RuleKind::Contributor => "contributor",
                 RuleKind::Check => "check",
+                RuleKind::Reading => "reading",
             };
             let _ = writeln!(
                 out,
