@@ -88,7 +88,7 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
                     let result = source::Bundle::open(path)
                         .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
                         .map_err(|e| {
-                            Problem::new(path.display().to_string(), Severity::Error, e.to_string())
+                            Problem::new(path.display().to_string(), Severity::Error, e.reason())
                         });
                     results
                         .lock()

@@ -23,6 +23,16 @@ pub enum SourceError {
     ReadDir { path: PathBuf, source: io::Error },
 }
 
+impl SourceError {
+    /// What went wrong, without the path (for reports that show the path beside it).
+    pub fn reason(&self) -> String {
+        match self {
+            SourceError::Open { source, .. } => format!("cannot open: {source}"),
+            SourceError::ReadDir { source, .. } => format!("cannot read directory: {source}"),
+        }
+    }
+}
+
 /// Caps on what one bundle may make us read. Hitting one is a reported problem, never a crash.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
