@@ -1,0 +1,9 @@
+pub mod cluster;
+pub mod conntrack;
+pub mod flows;
+pub mod kernel_log;
+pub mod node;
+pub mod rng;
+pub mod stats;
+pub mod sysctl;
+pub mod tally;
