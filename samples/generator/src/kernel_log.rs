@@ -292,7 +292,7 @@ mod tests {
             mem_kb: 4_017_352,
             ip: Ipv4Addr::new(10, 0, 1, 23),
             pod_net: 3,
-            uptime_cs: 86_400_00,
+            uptime_cs: 8_640_000,
         }
     }
 

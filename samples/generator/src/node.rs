@@ -196,7 +196,7 @@ mod tests {
             mem_kb: 4_017_352,
             ip: Ipv4Addr::new(10, 0, 1, 23),
             pod_net: 3,
-            uptime_cs: 123_456_78,
+            uptime_cs: 12_345_678,
         }
     }
 

@@ -55,6 +55,7 @@ pub struct Tally {
     /// Largest remaining timeout seen per protocol/state label (`tcp ESTABLISHED`, `udp`, …).
     pub max_timeout: BTreeMap<String, u32>,
     pairs: HashMap<(TcpState, Pair), u64>,
+    services: HashMap<(TcpState, IpAddr, u16), u64>,
     replied_sources: HashSet<IpAddr>,
     unreplied_dnat: HashMap<IpAddr, u64>,
 }
@@ -81,6 +82,10 @@ impl Tally {
                     dport: e.orig.dport,
                 };
                 *self.pairs.entry((s, pair)).or_default() += 1;
+                *self
+                    .services
+                    .entry((s, e.orig.dst, e.orig.dport))
+                    .or_default() += 1;
                 format!("tcp {}", s.name())
             }
             L4::Udp => {
@@ -135,6 +140,15 @@ impl Tally {
     /// Entries in state `s` held by its `n` busiest pairs.
     pub fn top_pairs_total(&self, s: TcpState, n: usize) -> u64 {
         self.top_pairs(s, n).iter().map(|(_, c)| c).sum()
+    }
+
+    /// The destination (address, port) with the most entries in state `s`, and that count.
+    pub fn top_destination(&self, s: TcpState) -> Option<((IpAddr, u16), u64)> {
+        self.services
+            .iter()
+            .filter(|((st, _, _), _)| *st == s)
+            .map(|((_, ip, port), c)| ((*ip, *port), *c))
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
     }
 
     /// Backends that only appear as the reply source of unanswered DNAT'd entries: pods that are
