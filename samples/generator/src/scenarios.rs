@@ -148,6 +148,11 @@ fn grow(first: &Counters, rates: &Counters, rng: &mut Rng) -> Counters {
     }
 }
 
+/// `x` give or take 5 %: cumulative counters are never round products of a rate and a duration.
+fn about(x: u64, rng: &mut Rng) -> u64 {
+    x - x / 20 + rng.range(0, x / 10)
+}
+
 fn veths(n: usize, rng: &mut Rng) -> Vec<String> {
     (0..n).map(|_| kernel_log::veth_name(rng)).collect()
 }
@@ -258,17 +263,17 @@ fn timewait_churn(mut rng: Rng) -> Scenario {
         drops_per_s: 180,
     };
     let (mut first, mut rates) = baseline(&node, &mut rng);
-    first.drop = episode.started_before_s * episode.drops_per_s;
-    first.early_drop = episode.started_before_s * 6;
+    first.drop = about(episode.started_before_s * episode.drops_per_s, &mut rng);
+    first.early_drop = about(episode.started_before_s * 6, &mut rng);
     rates.drop = episode.drops_per_s;
     rates.early_drop = 6;
     let second = grow(&first, &rates, &mut rng);
     let story = format!(
         "A 2 vCPU / 4 GiB worker. Three `report-builder` pods ({}, {}, {}) open a new TCP \
          connection for every request to {} and {} and close it right away: HTTP without \
-         keep-alive. Each closed connection stays in conntrack in TIME_WAIT for up to 120 s, so a \
-         few hundred requests per second fill the table with entries of a handful of client → \
-         ClusterIP:port pairs.\n\n\
+         keep-alive. Each closed connection stays in conntrack in TIME_WAIT for up to 120 s, so \
+         some 160 requests per second keep about 20,000 entries of a handful of client → \
+         ClusterIP:port pairs in a table of 32,768.\n\n\
          The table is full (`conntrack -C` = `nf_conntrack_max`), `drop` rises between the two \
          samples and dmesg is still printing `nf_conntrack: table full, dropping packet` (and \
          its `in netns` form) with `net_ratelimit` suppressions. A reader should conclude: the \
@@ -330,9 +335,9 @@ fn dns_udp_flood(mut rng: Rng) -> Scenario {
     };
     let (mut first, mut rates) = baseline(&node, &mut rng);
     let up = episode.started_before_s;
-    first.drop = up * episode.drops_per_s;
-    first.early_drop = up * 900;
-    first.insert_failed = up * 45 + rng.range(100, 900);
+    first.drop = about(up * episode.drops_per_s, &mut rng);
+    first.early_drop = about(up * 900, &mut rng);
+    first.insert_failed = about(up * 45, &mut rng) + rng.range(100, 900);
     first.clash_resolve += up * 30;
     rates.drop = episode.drops_per_s;
     rates.early_drop = 900;
@@ -491,8 +496,8 @@ fn retry_storm(mut rng: Rng) -> Scenario {
         drops_per_s: 1_400,
     };
     let (mut first, mut rates) = baseline(&node, &mut rng);
-    first.drop = episode.started_before_s * episode.drops_per_s;
-    first.early_drop = episode.started_before_s * 5_200;
+    first.drop = about(episode.started_before_s * episode.drops_per_s, &mut rng);
+    first.early_drop = about(episode.started_before_s * 5_200, &mut rng);
     rates.drop = episode.drops_per_s;
     rates.early_drop = 5_200;
     let second = grow(&first, &rates, &mut rng);
@@ -700,8 +705,8 @@ fn full_earlier(mut rng: Rng) -> Scenario {
         drops_per_s: 120,
     };
     let (mut first, rates) = baseline(&node, &mut rng);
-    first.drop = episode.drops();
-    first.early_drop = (episode.started_before_s - ended) * 17;
+    first.drop = about(episode.drops(), &mut rng);
+    first.early_drop = about((episode.started_before_s - ended) * 17, &mut rng);
     let second = grow(&first, &rates, &mut rng);
     let story = "A 2 vCPU / 4 GiB worker, collected twenty minutes after an incident. A load test \
          filled the table for about five minutes and then stopped; by the time someone ran the \

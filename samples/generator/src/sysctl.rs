@@ -59,7 +59,7 @@ pub fn net_sysctl(node: &Node, ct: ConntrackSysctl, ifaces: &Interfaces<'_>) -> 
         ("core.bpf_jit_limit", "264241152"),
         ("core.busy_poll", "0"),
         ("core.busy_read", "0"),
-        ("core.default_qdisc", "pfifo_fast"),
+        ("core.default_qdisc", "fq_codel"),
         ("core.dev_weight", "64"),
         ("core.dev_weight_rx_bias", "1"),
         ("core.dev_weight_tx_bias", "1"),
