@@ -5,4 +5,5 @@ mod browser;
 mod cli;
 mod loose;
 mod report;
+mod samples;
 mod util;

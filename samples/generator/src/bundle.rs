@@ -215,7 +215,7 @@ struct Samples {
 
 #[derive(Serialize)]
 struct ManifestMember<'a> {
-    path: &'a str,
+    path: String,
     source: &'a str,
     argv: &'a Option<Vec<String>>,
     file: &'a Option<String>,
@@ -228,6 +228,9 @@ struct ManifestMember<'a> {
     sample: Option<u32>,
     time: String,
     stderr_path: Option<String>,
+    /// For a stderr capture: the member it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr_of: Option<&'a str>,
 }
 
 /// What writing a bundle measured.
@@ -258,7 +261,7 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
             }
         };
         manifest_members.push(ManifestMember {
-            path: &m.path,
+            path: m.path.clone(),
             source: &m.source,
             argv: &m.argv,
             file: &m.file,
@@ -271,7 +274,27 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
             sample: m.sample,
             time: rfc3339_ms(c.started * 1000 + m.start_ms),
             stderr_path: m.stderr_path(),
+            stderr_of: None,
         });
+        // The stderr capture is a member like any other: listed, sized and hashed.
+        if let (Some(p), Some(err)) = (m.stderr_path(), &m.stderr) {
+            manifest_members.push(ManifestMember {
+                path: p,
+                source: &m.source,
+                argv: &m.argv,
+                file: &m.file,
+                fallback_for: &m.fallback_for,
+                exit_status: 0,
+                duration_ms: 0,
+                bytes: err.len() as u64,
+                sha256: hex(&Sha256::digest(err.as_bytes())),
+                truncated: false,
+                sample: m.sample,
+                time: rfc3339_ms(c.started * 1000 + m.start_ms),
+                stderr_path: None,
+                stderr_of: Some(&m.path),
+            });
+        }
     }
     let manifest = Manifest {
         format: "ctdiag-bundle",

@@ -60,6 +60,10 @@ pub fn generate_all(out: &Path, seed: u64) -> io::Result<Vec<Generated>> {
         let measured =
             readme::Measured::new(&c, file_name, written.bytes, written.list_bytes, tally);
         fs::write(dir.join("README.md"), readme::scenario(&s, &measured))?;
+        fs::write(
+            dir.join("expected.json"),
+            expected_json(&s, &file_name_of(&path)),
+        )?;
         done.push(Generated {
             scenario: s,
             path,
@@ -69,4 +73,23 @@ pub fn generate_all(out: &Path, seed: u64) -> io::Result<Vec<Generated>> {
     let rows: Vec<_> = done.iter().map(|g| (&g.scenario, &g.measured)).collect();
     fs::write(out.join("README.md"), readme::index(&rows))?;
     Ok(done)
+}
+
+/// What the analyzer must conclude on a scenario, for the end-to-end tests: the likely cause, the
+/// contributors that must fire, the first of them being the one named beside the cause.
+fn expected_json(s: &scenarios::Scenario, bundle: &str) -> String {
+    let v = serde_json::json!({
+        "bundle": bundle,
+        "likely_cause": s.expected_cause,
+        "contributors": s.expected_contributors,
+    });
+    let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

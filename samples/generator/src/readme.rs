@@ -444,11 +444,10 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
          full tables are kept to 32768 entries: the 2 vCPU / 4 GiB nodes come from a pool whose \
          image sets `nf_conntrack_max = 32768` in `/etc/sysctl.d` (kube-proxy runs with \
          `conntrack.maxPerCore: 0` and leaves it). That is half the kernel default for 4 GiB \
-         (65536) and a quarter of kube-proxy's default (131072) — modest, and not what those \
-         samples are about. The same image on a 16 vCPU / 64 GiB node is `undersized-table`: 8× \
-         below the kernel default and 16× below kube-proxy's. A `nf.max_undersized` rule should \
-         separate the two (for example: at least 4× below both defaults); the small-pool samples \
-         do not expect it.\n\n\
+         (65536) and a quarter of kube-proxy's default (131072), so `nf.max_undersized` rightly \
+         fires on them too, as a secondary contributor behind the traffic pattern each sample is \
+         about. The same image on a 16 vCPU / 64 GiB node is `undersized-table`: 8× below the \
+         kernel default and 16× below kube-proxy's, where sizing is the story.\n\n\
          ## Known departures from a real 6.1 node\n\n\
          - Some table-full lines use the `table full in netns N` form, which newer kernels print \
          (2025); 6.1 only prints `nf_conntrack: nf_conntrack: table full, dropping packet`. Both \

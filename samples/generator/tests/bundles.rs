@@ -5,7 +5,7 @@
 
 use ctdiag_samples::big::Big;
 use ctdiag_samples::conntrack::ListFormat;
-use ctdiag_samples::scenarios::{self, DEFAULT_SEED};
+use ctdiag_samples::scenarios::DEFAULT_SEED;
 use flate2::read::GzDecoder;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -320,7 +320,7 @@ fn manifest_describes_every_member_exactly() {
         }
         let listed: HashSet<String> = MEMBERS
             .iter()
-            .filter(|p| !p.contains(".stderr.") && **p != "manifest.json")
+            .filter(|p| **p != "manifest.json")
             .map(|p| p.to_string())
             .collect();
         assert_eq!(seen, listed, "{case}: members listed");
@@ -659,57 +659,12 @@ fn pct(a: u64, b: u64) -> f64 {
     }
 }
 
-/// The analyzer's netfilter rules as the scenarios state their thresholds.
-fn findings(o: &Observed) -> (Option<&'static str>, Vec<&'static str>) {
-    let util = pct(o.count0, o.max);
-    let exhausted = util >= 95.0 || o.drop[1] > o.drop[0] || o.table_full_lines > 0;
-    let cause = if exhausted {
-        Some("nf.table_exhausted")
-    } else if util >= 70.0 {
-        Some("nf.table_pressure")
-    } else {
-        None
-    };
-    let kernel_default = if o.mem_kb * 1024 > 4 << 30 {
-        262_144
-    } else {
-        65_536
-    };
-    let kube_proxy = (32_768 * o.cpus).max(131_072);
-    let mut c = Vec::new();
-    if pct(o.time_wait, o.tcp) > 50.0 {
-        c.push("nf.timewait_churn");
-    }
-    if o.udp > o.tcp && o.udp > o.icmp {
-        c.push("nf.udp_accumulation");
-    }
-    if pct(o.established, o.tcp) >= 70.0 && pct(o.established_top5, o.established) >= 60.0 {
-        c.push("nf.connection_leak");
-    }
-    if pct(o.syn_sent_top_destination, o.tcp) >= 30.0 {
-        c.push("nf.retry_storm");
-    }
-    if pct(o.stale, o.tcp + o.udp + o.icmp) >= 10.0 {
-        c.push("nf.stale_entries");
-    }
-    if o.max * 4 <= kernel_default && o.max * 4 <= kube_proxy {
-        c.push("nf.max_undersized");
-    }
-    (cause, c)
-}
-
+// Whether each scenario leads to its expected diagnosis is checked against the analyzer itself
+// (tests/e2e/samples.rs), not against a second copy of the rules here.
 #[test]
-fn each_scenario_shows_its_failure_mode_and_no_other() {
-    let scenarios = scenarios::all(DEFAULT_SEED);
+fn every_scenario_carries_a_few_ipv6_and_icmp_lines() {
     for (case, b) in all_bundles(generated()) {
         let o = observe(&b);
-        let s = scenarios.iter().find(|s| s.case == case).expect("scenario");
-        let (cause, contributors) = findings(&o);
-        assert_eq!(cause, s.expected_cause, "{case}: cause from {o:#?}");
-        assert_eq!(
-            contributors, s.expected_contributors,
-            "{case}: contributors from {o:#?}"
-        );
         assert!(
             o.ipv6 > 0 && o.icmp > 0,
             "{case}: a few IPv6 and ICMP lines"
@@ -805,7 +760,11 @@ fn big_bundle_is_consistent_and_the_list_only_mode_prints_proc_lines() {
     let o = observe(&b);
     assert_eq!(o.count0, 30_000);
     assert!(pct(o.count0, o.max) <= 60.0);
-    assert_eq!(findings(&o), (None, vec![]));
+    assert_eq!(
+        (o.drop, o.table_full_lines),
+        ([0, 0], 0),
+        "a benchmark table is not a failure"
+    );
 
     let proc = Big::new(5_000, ListFormat::Proc, 7).expect("big");
     let list = dir.join("list.txt");

@@ -1,0 +1,145 @@
+//! Every sample bundle in `samples/` gets the diagnosis its `expected.json` states, with every
+//! member verified against its manifest; Markdown and terminal output are pinned as snapshots.
+
+use crate::util::*;
+use std::path::{Path, PathBuf};
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples")
+}
+
+/// (case, bundle path, expected.json) for every sample.
+pub fn samples() -> Vec<(String, PathBuf, serde_json::Value)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(samples_dir()).expect("samples/") {
+        let dir = entry.expect("entry").path();
+        let expected = dir.join("expected.json");
+        if !expected.exists() {
+            continue;
+        }
+        let e: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&expected).expect("read"))
+                .expect("expected.json");
+        let bundle = dir.join(e["bundle"].as_str().expect("bundle name"));
+        let case = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        out.push((case, bundle, e));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 9, "samples missing: {out:?}");
+    out
+}
+
+#[test]
+fn every_sample_gets_its_expected_diagnosis() {
+    for (case, bundle, expected) in samples() {
+        let (report, out) = analyze_json(&[&bundle]);
+        assert!(out.status.success(), "{case}: {out:?}");
+        let node = &report["nodes"][0];
+        assert_eq!(
+            node["likely_cause"]["id"], expected["likely_cause"],
+            "{case}: likely cause"
+        );
+        let findings = finding_ids(&report);
+        let contributors: Vec<&str> = expected["contributors"]
+            .as_array()
+            .expect("contributors")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        for c in &contributors {
+            assert!(
+                findings.iter().any(|f| f == c),
+                "{case}: {c} not among {findings:?}"
+            );
+        }
+        if let Some(primary) = contributors.first() {
+            assert_eq!(
+                node["likely_cause"]["contributor"]["id"], *primary,
+                "{case}: contributor named beside the cause"
+            );
+        }
+        if expected["likely_cause"].is_null() {
+            assert!(findings.is_empty(), "{case}: {findings:?}");
+            assert!(
+                ruled_out(&report).contains(&"nf.healthy".to_string()),
+                "{case}"
+            );
+        }
+        assert_eq!(
+            node["problems"].as_array().map(Vec::len),
+            Some(0),
+            "{case}: {}",
+            node["problems"]
+        );
+        assert_eq!(node["bundle"]["mismatched"], 0, "{case}");
+        let members = node["bundle"]["members"].as_array().expect("members");
+        let unverified: Vec<&serde_json::Value> = members
+            .iter()
+            .filter(|m| m["integrity"] != "verified" && m["integrity"] != "manifest")
+            .collect();
+        assert!(unverified.is_empty(), "{case}: {unverified:?}");
+    }
+}
+
+#[test]
+fn samples_analyzed_together_are_compared_node_by_node() {
+    let all = samples();
+    let paths: Vec<&Path> = all.iter().map(|s| s.1.as_path()).collect();
+    let (report, _) = analyze_json(&paths);
+    assert_eq!(report["nodes"].as_array().map(Vec::len), Some(all.len()));
+    let cluster = &report["cluster"];
+    assert_eq!(cluster["facts"]["cluster"]["nodes"], all.len());
+    let readings: Vec<&str> = cluster["readings"]
+        .as_array()
+        .expect("readings")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert!(readings.contains(&"cluster.widespread"), "{readings:?}");
+    // One hot node among healthy ones reads as node-local.
+    let healthy = all
+        .iter()
+        .find(|s| s.0 == "healthy")
+        .expect("healthy sample");
+    let hot = all
+        .iter()
+        .find(|s| s.0 == "timewait-churn")
+        .expect("hot sample");
+    let (pair, _) = analyze_json(&[&healthy.1, &hot.1]);
+    let ids: Vec<&str> = pair["cluster"]["readings"]
+        .as_array()
+        .expect("readings")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["cluster.node_local"]);
+}
+
+#[test]
+fn markdown_and_text_output_of_every_sample() {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"ctdiag \d+\.\d+\.\d+", "ctdiag [version]");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        for (case, bundle, _) in samples() {
+            let p = bundle.display().to_string();
+            let md = String::from_utf8(ctdiag(&["analyze", "--format", "md", &p]).stdout)
+                .expect("utf-8");
+            assert!(
+                md.lines().count() <= 80,
+                "{case}: {} lines",
+                md.lines().count()
+            );
+            insta::assert_snapshot!(format!("md-{case}"), md);
+            let text = String::from_utf8(
+                ctdiag(&["analyze", "--format", "text", "--color", "never", &p]).stdout,
+            )
+            .expect("utf-8");
+            insta::assert_snapshot!(format!("text-{case}"), text);
+        }
+    });
+}
