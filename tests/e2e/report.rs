@@ -217,18 +217,28 @@ fn the_report_renders_in_headless_chromium_with_javascript_off() {
 
 #[test]
 fn every_sample_report_renders_in_chromium_and_is_photographed() {
-    let Some(chromium) = need_chromium() else { return };
+    let Some(chromium) = need_chromium() else {
+        return;
+    };
     let mut b = browser::Browser::start(&chromium);
     let shots = screenshot_dir();
     let out = tempfile::tempdir().expect("tempdir");
     for (case, bundle, expected) in crate::samples::samples() {
         let page = out.path().join(format!("{case}.html"));
-        let run = ctdiag(&["analyze", "-o", &page.display().to_string(), &bundle.display().to_string()]);
+        let run = ctdiag(&[
+            "analyze",
+            "-o",
+            &page.display().to_string(),
+            &bundle.display().to_string(),
+        ]);
         assert!(run.status.success(), "{case}: {run:?}");
         b.open(&page);
         let dom = b.dom();
         match expected["likely_cause"].as_str() {
-            Some(id) => assert!(dom.contains(&format!("<div class=\"id\">{id}</div>")), "{case}: {id} not shown as the likely cause"),
+            Some(id) => assert!(
+                dom.contains(&format!("<div class=\"id\">{id}</div>")),
+                "{case}: {id} not shown as the likely cause"
+            ),
             None => assert!(dom.contains("No cause found"), "{case}"),
         }
         b.screenshot(1280, &shots.join(format!("{case}.png")));
