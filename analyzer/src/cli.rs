@@ -1,4 +1,4 @@
-//! The command line: clap derive, turned once into a [`Config`] the rest of the program reads.
+//! The command line: clap derive. `main` turns the options into an analysis; nothing else reads them.
 
 use crate::render::Format;
 use crate::rules::Severity;

@@ -2,7 +2,7 @@
 //! diagnosis needs (netfilter conntrack table and counters, Cilium's eBPF conntrack, kube-proxy
 //! metrics, kernel log, sysctls) into one bundle that `ctdiag analyze` reads offline.
 //!
-//! The flow is one way: [`cli`] turns flags into a [`cli::Config`]; [`collect`] runs the plan of
+//! The flow is one way: [`cli`] turns flags into a [`cli::Config`]; [`collect`](mod@collect) runs the plan of
 //! [`sources`] through [`exec`], [`http`] and [`procfs`] into [`spool`] files, optionally through
 //! [`redact`], and [`bundle`] writes each member and, last, the [`manifest`].
 

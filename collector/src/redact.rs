@@ -111,7 +111,7 @@ impl Redactor {
         }
     }
 
-    /// Copies `input` to `output` line by line, redacted. Memory stays bounded by [`MAX_PIECE`]
+    /// Copies `input` to `output` line by line, redacted. Memory stays bounded by `MAX_PIECE`
     /// whatever the input's size or line lengths.
     pub fn stream(&mut self, input: &mut impl BufRead, output: &mut impl Write) -> io::Result<()> {
         let mut pending = Vec::new();
