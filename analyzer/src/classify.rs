@@ -6,7 +6,7 @@
 //! parser's own line recogniser and the kind whose lines dominate wins. Names are only a hint for
 //! the one case content cannot settle — a file holding a single integer.
 
-use crate::parse::{conntrack_list, conntrack_stats, dmesg, node, sysctl};
+use crate::parse::{cilium_ct, conntrack_list, conntrack_stats, dmesg, node, sysctl};
 use serde::Serialize;
 
 /// The small node-description inputs, parsed whole.
@@ -47,6 +47,8 @@ pub enum MemberKind {
     ProcStatConntrack,
     /// `conntrack -C`.
     ConntrackCount,
+    /// `cilium bpf ct list global`.
+    CiliumCtList,
     /// The stderr capture of another member.
     Stderr,
     Unknown,
@@ -73,6 +75,7 @@ impl MemberKind {
             MemberKind::ConntrackStats => "conntrack -S".into(),
             MemberKind::ProcStatConntrack => "/proc/net/stat/nf_conntrack".into(),
             MemberKind::ConntrackCount => "conntrack -C".into(),
+            MemberKind::CiliumCtList => "cilium bpf ct list global".into(),
             MemberKind::Stderr => "stderr".into(),
             MemberKind::Unknown => "unrecognised".into(),
         }
@@ -127,6 +130,7 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "kernel/dmesg.txt" => Some(MemberKind::Dmesg),
         "sysctl/net.txt" => Some(MemberKind::Sysctl),
         "conntrack/list.txt" => Some(MemberKind::ConntrackList),
+        "cilium/ct-list-global.txt" => Some(MemberKind::CiliumCtList),
         _ => None,
     };
     if let Some(kind) = fixed {
@@ -221,6 +225,7 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
             share(conntrack_list::looks_like),
             0.5,
         ),
+        (MemberKind::CiliumCtList, share(cilium_ct::looks_like), 0.5),
     ];
     let best = candidates
         .into_iter()

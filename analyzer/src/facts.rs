@@ -437,6 +437,7 @@ pub fn derive(data: &BundleData) -> FactSet {
             }
             MemberSummary::ConntrackCount(s) => counts.push((m.sample, s, m.path.as_str())),
             MemberSummary::Skipped => {}
+            _ => {}
         }
     }
 

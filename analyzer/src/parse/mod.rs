@@ -6,6 +6,7 @@
 //! summaries merged, see [`crate::summary::Merge`]), counts lines, and cuts lines longer than the
 //! configured cap instead of buffering them.
 
+pub mod cilium_ct;
 pub mod conntrack_list;
 pub mod conntrack_stats;
 pub mod dmesg;
@@ -89,6 +90,7 @@ pub enum MemberSummary {
     ConntrackList(Box<conntrack_list::ListSummary>),
     ConntrackStats(conntrack_stats::StatsSummary),
     ConntrackCount(conntrack_stats::CountSummary),
+    CiliumCt(Box<cilium_ct::CtSummary>),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -103,6 +105,7 @@ impl Merge for MemberSummary {
             (S::ConntrackList(a), S::ConntrackList(b)) => a.combine(*b),
             (S::ConntrackStats(a), S::ConntrackStats(b)) => a.combine(b),
             (S::ConntrackCount(a), S::ConntrackCount(b)) => a.combine(b),
+            (S::CiliumCt(a), S::CiliumCt(b)) => a.combine(*b),
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -174,6 +177,13 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     s.add_line(ctx, n, line, &mut problems);
                 }
                 MemberSummary::ConntrackCount(s)
+            }
+            MemberKind::CiliumCtList => {
+                let mut s = cilium_ct::CtSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumCt(Box::new(s))
             }
             MemberKind::Stderr | MemberKind::Unknown => MemberSummary::Skipped,
         };
