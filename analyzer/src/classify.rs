@@ -6,7 +6,9 @@
 //! parser's own line recogniser and the kind whose lines dominate wins. Names are only a hint for
 //! the one case content cannot settle — a file holding a single integer.
 
-use crate::parse::{cilium_ct, conntrack_list, conntrack_stats, dmesg, node, sysctl};
+use crate::parse::{
+    cilium_ct, cilium_drop, cilium_monitor, conntrack_list, conntrack_stats, dmesg, node, sysctl,
+};
 use serde::Serialize;
 
 /// The small node-description inputs, parsed whole.
@@ -49,6 +51,10 @@ pub enum MemberKind {
     ConntrackCount,
     /// `cilium bpf ct list global`.
     CiliumCtList,
+    /// `cilium bpf metrics list` (table or `-o json`).
+    CiliumBpfMetrics,
+    /// `cilium monitor --type drop`.
+    CiliumMonitor,
     /// The stderr capture of another member.
     Stderr,
     Unknown,
@@ -76,6 +82,8 @@ impl MemberKind {
             MemberKind::ProcStatConntrack => "/proc/net/stat/nf_conntrack".into(),
             MemberKind::ConntrackCount => "conntrack -C".into(),
             MemberKind::CiliumCtList => "cilium bpf ct list global".into(),
+            MemberKind::CiliumBpfMetrics => "cilium bpf metrics list".into(),
+            MemberKind::CiliumMonitor => "cilium monitor --type drop".into(),
             MemberKind::Stderr => "stderr".into(),
             MemberKind::Unknown => "unrecognised".into(),
         }
@@ -131,6 +139,7 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "sysctl/net.txt" => Some(MemberKind::Sysctl),
         "conntrack/list.txt" => Some(MemberKind::ConntrackList),
         "cilium/ct-list-global.txt" => Some(MemberKind::CiliumCtList),
+        "cilium/monitor-drop.txt" => Some(MemberKind::CiliumMonitor),
         _ => None,
     };
     if let Some(kind) = fixed {
@@ -141,6 +150,7 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "conntrack/stats" => MemberKind::ConntrackStats,
         "conntrack/count" => MemberKind::ConntrackCount,
         "conntrack/proc-stat" => MemberKind::ProcStatConntrack,
+        "cilium/metrics" => MemberKind::CiliumBpfMetrics,
         _ => return None,
     };
     Some((kind, Some(sample)))
@@ -185,6 +195,12 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
     if trimmed.starts_with(b"{") && contains(head, b"\"members\"") {
         return MemberKind::Manifest;
     }
+    if trimmed.starts_with(b"[")
+        && contains(head, b"\"description\"")
+        && contains(head, b"\"reason\"")
+    {
+        return MemberKind::CiliumBpfMetrics;
+    }
     if conntrack_stats::is_proc_stat_header(first) {
         return MemberKind::ProcStatConntrack;
     }
@@ -226,6 +242,17 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
             0.5,
         ),
         (MemberKind::CiliumCtList, share(cilium_ct::looks_like), 0.5),
+        (
+            MemberKind::CiliumBpfMetrics,
+            share(cilium_drop::looks_like),
+            0.5,
+        ),
+        // Agent log lines interleave with the events.
+        (
+            MemberKind::CiliumMonitor,
+            share(cilium_monitor::looks_like),
+            0.2,
+        ),
     ];
     let best = candidates
         .into_iter()

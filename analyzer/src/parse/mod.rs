@@ -7,6 +7,8 @@
 //! configured cap instead of buffering them.
 
 pub mod cilium_ct;
+pub mod cilium_drop;
+pub mod cilium_monitor;
 pub mod conntrack_list;
 pub mod conntrack_stats;
 pub mod dmesg;
@@ -91,6 +93,8 @@ pub enum MemberSummary {
     ConntrackStats(conntrack_stats::StatsSummary),
     ConntrackCount(conntrack_stats::CountSummary),
     CiliumCt(Box<cilium_ct::CtSummary>),
+    CiliumBpfMetrics(cilium_drop::BpfMetricsSummary),
+    CiliumMonitor(cilium_monitor::MonitorSummary),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -106,6 +110,7 @@ impl Merge for MemberSummary {
             (S::ConntrackStats(a), S::ConntrackStats(b)) => a.combine(b),
             (S::ConntrackCount(a), S::ConntrackCount(b)) => a.combine(b),
             (S::CiliumCt(a), S::CiliumCt(b)) => a.combine(*b),
+            (S::CiliumMonitor(a), S::CiliumMonitor(b)) => a.combine(b),
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -118,7 +123,10 @@ impl Merge for MemberSummary {
 pub fn is_line_independent(kind: &MemberKind) -> bool {
     !matches!(
         kind,
-        MemberKind::Manifest | MemberKind::ProcStatConntrack | MemberKind::Node(_)
+        MemberKind::Manifest
+            | MemberKind::ProcStatConntrack
+            | MemberKind::Node(_)
+            | MemberKind::CiliumBpfMetrics
     )
 }
 
@@ -184,6 +192,16 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     s.add_line(ctx, n, line, &mut problems);
                 }
                 MemberSummary::CiliumCt(Box::new(s))
+            }
+            MemberKind::CiliumBpfMetrics => {
+                MemberSummary::CiliumBpfMetrics(cilium_drop::parse(ctx, data, &mut problems))
+            }
+            MemberKind::CiliumMonitor => {
+                let mut s = cilium_monitor::MonitorSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumMonitor(s)
             }
             MemberKind::Stderr | MemberKind::Unknown => MemberSummary::Skipped,
         };
