@@ -7,7 +7,8 @@
 //! the one case content cannot settle — a file holding a single integer.
 
 use crate::parse::{
-    cilium_ct, cilium_drop, cilium_monitor, conntrack_list, conntrack_stats, dmesg, node, sysctl,
+    cilium_ct, cilium_drop, cilium_monitor, conntrack_list, conntrack_stats, dmesg, node,
+    prometheus, sysctl,
 };
 use serde::Serialize;
 
@@ -55,6 +56,8 @@ pub enum MemberKind {
     CiliumBpfMetrics,
     /// `cilium monitor --type drop`.
     CiliumMonitor,
+    /// Prometheus text (kube-proxy, Cilium agent) or the `cilium metrics list` table.
+    Metrics,
     /// The stderr capture of another member.
     Stderr,
     Unknown,
@@ -84,6 +87,7 @@ impl MemberKind {
             MemberKind::CiliumCtList => "cilium bpf ct list global".into(),
             MemberKind::CiliumBpfMetrics => "cilium bpf metrics list".into(),
             MemberKind::CiliumMonitor => "cilium monitor --type drop".into(),
+            MemberKind::Metrics => "metrics (Prometheus text or cilium metrics list)".into(),
             MemberKind::Stderr => "stderr".into(),
             MemberKind::Unknown => "unrecognised".into(),
         }
@@ -151,6 +155,7 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "conntrack/count" => MemberKind::ConntrackCount,
         "conntrack/proc-stat" => MemberKind::ProcStatConntrack,
         "cilium/metrics" => MemberKind::CiliumBpfMetrics,
+        "cilium/prometheus" | "kube-proxy/metrics" => MemberKind::Metrics,
         _ => return None,
     };
     Some((kind, Some(sample)))
@@ -247,6 +252,7 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
             share(cilium_drop::looks_like),
             0.5,
         ),
+        (MemberKind::Metrics, share(prometheus::looks_like), 0.5),
         // Agent log lines interleave with the events.
         (
             MemberKind::CiliumMonitor,

@@ -14,6 +14,7 @@ pub mod conntrack_stats;
 pub mod dmesg;
 pub mod manifest;
 pub mod node;
+pub mod prometheus;
 pub mod sysctl;
 
 use crate::classify::MemberKind;
@@ -95,6 +96,7 @@ pub enum MemberSummary {
     CiliumCt(Box<cilium_ct::CtSummary>),
     CiliumBpfMetrics(cilium_drop::BpfMetricsSummary),
     CiliumMonitor(cilium_monitor::MonitorSummary),
+    Metrics(prometheus::MetricsSummary),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -111,6 +113,7 @@ impl Merge for MemberSummary {
             (S::ConntrackCount(a), S::ConntrackCount(b)) => a.combine(b),
             (S::CiliumCt(a), S::CiliumCt(b)) => a.combine(*b),
             (S::CiliumMonitor(a), S::CiliumMonitor(b)) => a.combine(b),
+            (S::Metrics(a), S::Metrics(b)) => a.combine(b),
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -202,6 +205,13 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     s.add_line(ctx, n, line, &mut problems);
                 }
                 MemberSummary::CiliumMonitor(s)
+            }
+            MemberKind::Metrics => {
+                let mut s = prometheus::MetricsSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::Metrics(s)
             }
             MemberKind::Stderr | MemberKind::Unknown => MemberSummary::Skipped,
         };
