@@ -6,12 +6,16 @@
 //! summaries merged, see [`crate::summary::Merge`]), counts lines, and cuts lines longer than the
 //! configured cap instead of buffering them.
 
+pub mod cilium_config;
 pub mod cilium_ct;
 pub mod cilium_drop;
+pub mod cilium_log;
 pub mod cilium_monitor;
+pub mod cilium_status;
 pub mod conntrack_list;
 pub mod conntrack_stats;
 pub mod dmesg;
+pub mod ipvs;
 pub mod manifest;
 pub mod node;
 pub mod prometheus;
@@ -97,6 +101,11 @@ pub enum MemberSummary {
     CiliumBpfMetrics(cilium_drop::BpfMetricsSummary),
     CiliumMonitor(cilium_monitor::MonitorSummary),
     Metrics(prometheus::MetricsSummary),
+    CiliumConfig(cilium_config::ConfigSummary),
+    CiliumStatus(cilium_status::StatusSummary),
+    CiliumAgentLog(cilium_log::AgentLogSummary),
+    Ipvs(ipvs::IpvsSummary),
+    ProxyMode(ipvs::ProxyModeSummary),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -114,6 +123,11 @@ impl Merge for MemberSummary {
             (S::CiliumCt(a), S::CiliumCt(b)) => a.combine(*b),
             (S::CiliumMonitor(a), S::CiliumMonitor(b)) => a.combine(b),
             (S::Metrics(a), S::Metrics(b)) => a.combine(b),
+            (S::CiliumConfig(a), S::CiliumConfig(b)) => a.combine(b),
+            (S::CiliumStatus(a), S::CiliumStatus(b)) => a.combine(b),
+            (S::CiliumAgentLog(a), S::CiliumAgentLog(b)) => a.combine(b),
+            (S::Ipvs(a), S::Ipvs(b)) => a.combine(b),
+            (S::ProxyMode(a), S::ProxyMode(b)) => a.combine(b),
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -212,6 +226,41 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     s.add_line(ctx, n, line, &mut problems);
                 }
                 MemberSummary::Metrics(s)
+            }
+            MemberKind::CiliumConfig => {
+                let mut s = cilium_config::ConfigSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumConfig(s)
+            }
+            MemberKind::CiliumStatus => {
+                let mut s = cilium_status::StatusSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumStatus(s)
+            }
+            MemberKind::CiliumAgentLog => {
+                let mut s = cilium_log::AgentLogSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumAgentLog(s)
+            }
+            MemberKind::IpvsConnections => {
+                let mut s = ipvs::IpvsSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::Ipvs(s)
+            }
+            MemberKind::KubeProxyMode => {
+                let mut s = ipvs::ProxyModeSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::ProxyMode(s)
             }
             MemberKind::Stderr | MemberKind::Unknown => MemberSummary::Skipped,
         };
