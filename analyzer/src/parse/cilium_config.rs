@@ -37,6 +37,8 @@ pub fn canonical(key: &str) -> Option<&'static str> {
 pub struct ConfigValue {
     pub value: String,
     pub line: EvidenceLine,
+    /// Read from the agent's runtime view (`config -a` Go field names), not the ConfigMap.
+    pub runtime: bool,
 }
 
 /// The wanted settings of one member.
@@ -137,6 +139,7 @@ impl ConfigSummary {
                 ConfigValue {
                     value: v.to_string(),
                     line: EvidenceLine::new(&ctx.member, n, raw),
+                    runtime: !k.contains('-'),
                 },
             );
         }
