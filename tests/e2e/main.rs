@@ -1,6 +1,7 @@
 //! End-to-end suites: the `ctdiag` binary run on bundles as customers send them, asserting exit
 //! codes, the JSON contract and key lines. One test binary; each file is a suite.
 
+mod cilium;
 mod cli;
 mod loose;
 mod util;
