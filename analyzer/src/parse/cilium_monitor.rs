@@ -171,6 +171,12 @@ mod tests {
             ),
             Some("Policy denied")
         );
+        assert_eq!(
+            drop_reason(
+                "xx drop (Policy denied (L3)) to endpoint 25729, identity 261->264: 10.11.13.37 -> 10.11.101.61 EchoRequest"
+            ),
+            Some("Policy denied (L3)")
+        );
         assert_eq!(drop_reason("xx drop (unbalanced"), None);
         assert_eq!(drop_reason("Press Ctrl-C to quit"), None);
     }

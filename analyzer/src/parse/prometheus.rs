@@ -325,7 +325,8 @@ impl MetricsSummary {
             }
             return;
         }
-        if line.eq_ignore_ascii_case(b"Metric Labels Value") || header_row(line) {
+        // OpenMetrics 2 quoted UTF-8 names (`{"metric.name",l="v"} 1`): tolerated, not read.
+        if line.starts_with(b"{\"") || header_row(line) {
             return;
         }
         let Some(s) = exposition_sample(line).or_else(|| table_row(line)) else {
@@ -501,7 +502,9 @@ kubeproxy_sync_proxy_rules_duration_seconds_count 40\n\
 # HELP kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds [ALPHA] The last time a sync of proxy rules was queued\n\
 # TYPE kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds gauge\n\
 kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds 1.7641e+09\n\
-process_cpu_seconds_total 12.5\n";
+process_cpu_seconds_total 12.5\n\
+{\"kube.proxy.up\",instance=\"a\"} 1\n\
+# EOF\n";
         let (s, p) = metrics(text);
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(s.component(), Component::KubeProxy);
