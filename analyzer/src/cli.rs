@@ -1,4 +1,4 @@
-//! The command line: clap derive, turned once into a [`Config`] the rest of the program reads.
+//! The command line: clap derive, parsed once into [`Opts`], which the rest of the program reads.
 
 use crate::render::Format;
 use crate::rules::Severity;
