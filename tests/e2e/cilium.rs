@@ -419,3 +419,30 @@ fn an_ipvs_table_as_large_as_conntrack_is_a_contributor() {
         0.75
     );
 }
+
+#[test]
+fn drop_rates_come_from_the_manifest_sample_times() {
+    let manifest = r#"{"format":"ctdiag-bundle","format_version":1,"node":"worker-7",
+      "started_at":"2026-11-25T13:40:00Z",
+      "members":[
+        {"path":"cilium/metrics.0.txt","source":"cilium-dbg bpf metrics list","sample":0,"time":"2026-11-25T13:40:01Z"},
+        {"path":"cilium/metrics.1.txt","source":"cilium-dbg bpf metrics list","sample":1,"time":"2026-11-25T13:40:06Z"}]}"#;
+    let fx = Fixture::new()
+        .file("manifest.json", manifest)
+        .file("cilium/metrics.0.txt", bpf_metrics(4_000, 0))
+        .file("cilium/metrics.1.txt", bpf_metrics(4_600, 0))
+        .file("cilium/config.txt", config_view(524_288, 262_144, "true"));
+    let (report, _) = analyze_json(&[fx.path()]);
+    let drops = &report["nodes"][0]["facts"]["cilium"]["drops"];
+    assert_eq!(drops["rates"]["interval_seconds"], 5.0);
+    assert_eq!(drops["rates"]["ct_map_insert"], 120.0);
+    assert_eq!(
+        likely_cause(&report).as_deref(),
+        Some("cilium.ct_map_exhausted")
+    );
+    assert!(
+        summary(&report).contains("+600 between samples (120/s over 5 s): it is failing now"),
+        "{}",
+        summary(&report)
+    );
+}
