@@ -6,7 +6,10 @@
 //! parser's own line recogniser and the kind whose lines dominate wins. Names are only a hint for
 //! the one case content cannot settle — a file holding a single integer.
 
-use crate::parse::{conntrack_list, conntrack_stats, dmesg, node, sysctl};
+use crate::parse::{
+    cilium_config, cilium_ct, cilium_drop, cilium_log, cilium_monitor, cilium_status,
+    conntrack_list, conntrack_stats, dmesg, ipvs, node, prometheus, sysctl,
+};
 use serde::Serialize;
 
 /// The small node-description inputs, parsed whole.
@@ -47,6 +50,24 @@ pub enum MemberKind {
     ProcStatConntrack,
     /// `conntrack -C`.
     ConntrackCount,
+    /// `cilium bpf ct list global`.
+    CiliumCtList,
+    /// `cilium bpf metrics list` (table or `-o json`).
+    CiliumBpfMetrics,
+    /// `cilium monitor --type drop`.
+    CiliumMonitor,
+    /// Prometheus text (kube-proxy, Cilium agent) or the `cilium metrics list` table.
+    Metrics,
+    /// `cilium config view`, the `cilium-config` ConfigMap, or `cilium-dbg config -a`.
+    CiliumConfig,
+    /// `cilium status --verbose`.
+    CiliumStatus,
+    /// cilium-agent log.
+    CiliumAgentLog,
+    /// `ipvsadm -Lcn`.
+    IpvsConnections,
+    /// kube-proxy `/proxyMode`.
+    KubeProxyMode,
     /// The stderr capture of another member.
     Stderr,
     Unknown,
@@ -73,6 +94,15 @@ impl MemberKind {
             MemberKind::ConntrackStats => "conntrack -S".into(),
             MemberKind::ProcStatConntrack => "/proc/net/stat/nf_conntrack".into(),
             MemberKind::ConntrackCount => "conntrack -C".into(),
+            MemberKind::CiliumCtList => "cilium bpf ct list global".into(),
+            MemberKind::CiliumBpfMetrics => "cilium bpf metrics list".into(),
+            MemberKind::CiliumMonitor => "cilium monitor --type drop".into(),
+            MemberKind::Metrics => "metrics (Prometheus text or cilium metrics list)".into(),
+            MemberKind::CiliumConfig => "cilium config".into(),
+            MemberKind::CiliumStatus => "cilium status --verbose".into(),
+            MemberKind::CiliumAgentLog => "cilium-agent log".into(),
+            MemberKind::IpvsConnections => "ipvsadm -Lcn".into(),
+            MemberKind::KubeProxyMode => "kube-proxy /proxyMode".into(),
             MemberKind::Stderr => "stderr".into(),
             MemberKind::Unknown => "unrecognised".into(),
         }
@@ -127,6 +157,13 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "kernel/dmesg.txt" => Some(MemberKind::Dmesg),
         "sysctl/net.txt" => Some(MemberKind::Sysctl),
         "conntrack/list.txt" => Some(MemberKind::ConntrackList),
+        "cilium/ct-list-global.txt" => Some(MemberKind::CiliumCtList),
+        "cilium/monitor-drop.txt" => Some(MemberKind::CiliumMonitor),
+        "cilium/config.txt" => Some(MemberKind::CiliumConfig),
+        "cilium/status.txt" => Some(MemberKind::CiliumStatus),
+        "cilium/agent-log.txt" => Some(MemberKind::CiliumAgentLog),
+        "kube-proxy/proxy-mode.txt" => Some(MemberKind::KubeProxyMode),
+        "ipvs/connections.txt" => Some(MemberKind::IpvsConnections),
         _ => None,
     };
     if let Some(kind) = fixed {
@@ -137,6 +174,8 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "conntrack/stats" => MemberKind::ConntrackStats,
         "conntrack/count" => MemberKind::ConntrackCount,
         "conntrack/proc-stat" => MemberKind::ProcStatConntrack,
+        "cilium/metrics" => MemberKind::CiliumBpfMetrics,
+        "cilium/prometheus" | "kube-proxy/metrics" => MemberKind::Metrics,
         _ => return None,
     };
     Some((kind, Some(sample)))
@@ -181,13 +220,42 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
     if trimmed.starts_with(b"{") && contains(head, b"\"members\"") {
         return MemberKind::Manifest;
     }
+    if trimmed.starts_with(b"[")
+        && contains(head, b"\"description\"")
+        && contains(head, b"\"reason\"")
+    {
+        return MemberKind::CiliumBpfMetrics;
+    }
     if conntrack_stats::is_proc_stat_header(first) {
         return MemberKind::ProcStatConntrack;
+    }
+    if lines.len() == 1 && ipvs::is_proxy_mode(first) {
+        return MemberKind::KubeProxyMode;
     }
     if lines.len() == 1
         && let Some(kind) = single_value(&name, path, trimmed)
     {
         return kind;
+    }
+    // Shapes that a few lines prove whatever surrounds them: a status names its sections, a
+    // monitor capture its drop events (agent log lines interleave), a config listing its keys.
+    if lines.iter().any(|l| cilium_status::is_status_line(l))
+        && lines
+            .iter()
+            .filter(|l| cilium_status::is_status_line(l))
+            .count()
+            >= 2
+    {
+        return MemberKind::CiliumStatus;
+    }
+    let count = |f: fn(&[u8]) -> bool| lines.iter().filter(|l| f(l)).count();
+    if count(cilium_monitor::looks_like) * 5 >= lines.len() {
+        return MemberKind::CiliumMonitor;
+    }
+    if count(cilium_config::names_a_setting) >= 1
+        && count(cilium_config::looks_like) * 10 >= lines.len() * 8
+    {
+        return MemberKind::CiliumConfig;
     }
     if node::is_meminfo(&lines) {
         return MemberKind::Node(NodeField::Meminfo);
@@ -221,6 +289,19 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
             share(conntrack_list::looks_like),
             0.5,
         ),
+        (MemberKind::CiliumCtList, share(cilium_ct::looks_like), 0.5),
+        (
+            MemberKind::CiliumBpfMetrics,
+            share(cilium_drop::looks_like),
+            0.5,
+        ),
+        (MemberKind::Metrics, share(prometheus::looks_like), 0.5),
+        (
+            MemberKind::CiliumAgentLog,
+            share(cilium_log::looks_like),
+            0.5,
+        ),
+        (MemberKind::IpvsConnections, share(ipvs::looks_like), 0.5),
     ];
     let best = candidates
         .into_iter()
@@ -347,6 +428,92 @@ mod tests {
             ),
             MemberKind::Node(NodeField::Meminfo)
         );
+    }
+
+    #[test]
+    fn cilium_and_kube_proxy_outputs_are_recognised_by_content() {
+        assert_eq!(
+            kind(
+                "paste1",
+                "TCP OUT 172.19.0.2:57716 -> 10.244.1.1:8080 expires=319511 Packets=0 Bytes=0 RxFlagsSeen=0x1b LastRxReport=319501 TxFlagsSeen=0x1b LastTxReport=319501 Flags=0x0093 [ RxClosing TxClosing SeenNonSyn DSRInternal ] RevNAT=0 SourceSecurityID=9 BackendID=360309599644942336 NatPort=30587 \n\n"
+            ),
+            MemberKind::CiliumCtList
+        );
+        assert_eq!(
+            kind(
+                "drops",
+                "REASON                       DIRECTION   PACKETS   BYTES\nNot a local target address   Ingress     169955    12580214\n"
+            ),
+            MemberKind::CiliumBpfMetrics
+        );
+        assert_eq!(
+            kind(
+                "drops.json",
+                "[{\"reason\":155,\"description\":\"CT: Map insertion failed\",\"values\":{\"egress\":{\"packets\":1,\"bytes\":70}}}]\n"
+            ),
+            MemberKind::CiliumBpfMetrics
+        );
+        assert_eq!(
+            kind(
+                "mon",
+                "Listening for events on 2 CPUs with 64x4096 of shared memory\nPress Ctrl-C to quit\nlevel=info msg=\"Initializing dissection cache...\" subsys=monitor\nxx drop (Policy denied (L3)) flow 0xdd1bea99 to endpoint 0, identity 5->7479: 10.2.1.205:38631 -> 10.2.2.169:53 udp\n"
+            ),
+            MemberKind::CiliumMonitor
+        );
+        assert_eq!(
+            kind(
+                "m.txt",
+                "# HELP kubeproxy_sync_proxy_rules_last_timestamp_seconds [ALPHA] The last time proxy rules were successfully synced\n# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge\nkubeproxy_sync_proxy_rules_last_timestamp_seconds 1.7641e+09\n"
+            ),
+            MemberKind::Metrics
+        );
+        assert_eq!(
+            kind(
+                "agent-metrics",
+                "Metric                                              Labels                                                Value\ncilium_drop_count_total                             direction=\"EGRESS\" reason=\"Invalid destination mac\"   26.000000\ncilium_endpoint_count                                                                                     2.000000\n"
+            ),
+            MemberKind::Metrics
+        );
+        assert_eq!(
+            kind(
+                "cfg",
+                "agent-not-ready-taint-key                         node.cilium.io/agent-not-ready\nbpf-map-dynamic-size-ratio                        0.0025\nkube-proxy-replacement                            true\n"
+            ),
+            MemberKind::CiliumConfig
+        );
+        assert_eq!(
+            kind(
+                "cfg-a",
+                "#### Read-only configurations ####\nCTMapEntriesGlobalAny             : 277079\nCTMapEntriesGlobalTCP             : 554159\n"
+            ),
+            MemberKind::CiliumConfig
+        );
+        assert_eq!(
+            kind(
+                "st",
+                "KubeProxyReplacement:    Strict   [eth0 192.168.49.2 (Direct Routing)]\nBPF Maps:   dynamic sizing: on (ratio: 0.002500)\n  Name                          Size\n  TCP connection tracking       294951\n"
+            ),
+            MemberKind::CiliumStatus
+        );
+        assert_eq!(
+            kind(
+                "agent.log",
+                "level=info msg=\"Memory available for map entries (0.003% of 32831414272B): 82078535B\" subsys=config\nlevel=info msg=\"option bpf-ct-global-tcp-max set by dynamic sizing to 287994\" subsys=config\n"
+            ),
+            MemberKind::CiliumAgentLog
+        );
+        assert_eq!(
+            kind(
+                "lvs",
+                "IPVS connection entries\npro expire state       source             virtual            destination\nTCP 00:01  C0A8C86D    192.168.0.109:36519 192.168.0.120:8080 192.168.200.108:23536\n"
+            ),
+            MemberKind::IpvsConnections
+        );
+        assert_eq!(kind("mode", "ipvs"), MemberKind::KubeProxyMode);
+        let c = classify("cilium/prometheus.1.txt", b"");
+        assert_eq!((c.kind, c.sample), (MemberKind::Metrics, Some(1)));
+        let c = classify("cilium/metrics.0.txt", b"");
+        assert_eq!((c.kind, c.sample), (MemberKind::CiliumBpfMetrics, Some(0)));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The command line: clap derive. `main` turns the options into an analysis; nothing else reads them.
+//! The command line: clap derive, parsed once into [`Opts`], which the rest of the program reads.
 
 use crate::render::Format;
 use crate::rules::Severity;

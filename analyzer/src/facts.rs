@@ -6,6 +6,10 @@
 //! from a line keeps that line (`evidence`) and the members it came from (`sources`), so findings
 //! can quote their proof and lower their confidence when a member was truncated.
 
+mod cilium;
+
+pub use cilium::{CiliumFacts, KubeProxyFacts};
+
 use crate::ingest::BundleData;
 use crate::parse::MemberSummary;
 use crate::parse::conntrack_list::{ListSummary, Pair, Service};
@@ -37,6 +41,10 @@ pub struct Facts {
     pub bundle: BundleFacts,
     /// netfilter `nf_conntrack`.
     pub nf: NfFacts,
+    /// Cilium's eBPF connection tracking and NAT maps.
+    pub cilium: CiliumFacts,
+    /// kube-proxy: rule syncs and its IPVS table.
+    pub kube_proxy: KubeProxyFacts,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -437,6 +445,7 @@ pub fn derive(data: &BundleData) -> FactSet {
     let mut counts: Vec<(Option<u32>, &CountSummary, &str)> = Vec::new();
     let mut dmesg_members = Vec::new();
     let mut sysctl_members = Vec::new();
+    let mut layers = cilium::Inputs::default();
 
     for m in &data.members {
         match &m.summary {
@@ -459,6 +468,42 @@ pub fn derive(data: &BundleData) -> FactSet {
                 stats.push((m.sample, s.source, s, m.path.as_str()))
             }
             MemberSummary::ConntrackCount(s) => counts.push((m.sample, s, m.path.as_str())),
+            MemberSummary::CiliumCt(s) => match &layers.ct {
+                // Two dumps of one node are the same maps: keep the larger.
+                Some((c, _, _)) if c.entries >= s.entries => {}
+                _ => layers.ct = Some(((**s).clone(), m.path.as_str(), m.truncated)),
+            },
+            MemberSummary::CiliumBpfMetrics(s) => {
+                layers.bpf_metrics.push((m.sample, s, m.path.as_str()))
+            }
+            MemberSummary::CiliumMonitor(s) => match &mut layers.monitor {
+                Some((mine, members)) => {
+                    mine.combine(s.clone());
+                    members.push(m.path.as_str());
+                }
+                None => layers.monitor = Some((s.clone(), vec![m.path.as_str()])),
+            },
+            MemberSummary::Metrics(s) => layers.metrics.push((m.sample, s, m.path.as_str())),
+            MemberSummary::CiliumConfig(s) => {
+                layers.config.combine(s.clone());
+                layers.config_members.push(m.path.as_str());
+            }
+            MemberSummary::CiliumStatus(s) => {
+                layers.status.combine(s.clone());
+                layers.status_members.push(m.path.as_str());
+            }
+            MemberSummary::CiliumAgentLog(s) => {
+                layers.log.combine(s.clone());
+                layers.log_members.push(m.path.as_str());
+            }
+            MemberSummary::Ipvs(s) => match &layers.ipvs {
+                Some((i, _)) if i.entries >= s.entries => {}
+                _ => layers.ipvs = Some((s.clone(), m.path.as_str())),
+            },
+            MemberSummary::ProxyMode(s) => {
+                layers.mode.combine(s.clone());
+                layers.mode_members.push(m.path.as_str());
+            }
             MemberSummary::Skipped => {}
         }
     }
@@ -751,6 +796,9 @@ pub fn derive(data: &BundleData) -> FactSet {
             .and_then(|m| ratio(max * BYTES_PER_ENTRY, m))
             .map(round4);
     }
+
+    // The eBPF and proxy layers, after netfilter: the IPVS table is compared with its count.
+    cilium::derive(&mut set, layers, &manifest_times);
     set
 }
 

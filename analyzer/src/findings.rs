@@ -126,6 +126,8 @@ pub struct RenderedStep {
 pub struct RuledOut {
     pub id: String,
     pub title: String,
+    /// `check` (a health check that held) or `cause` (a cause evaluated and not firing).
+    pub kind: RuleKind,
     pub summary: String,
 }
 
@@ -328,6 +330,7 @@ fn evaluate_tree(
                     Ok(summary) => ruled_out.push(RuledOut {
                         id: rule.id.clone(),
                         title: rule.title.clone(),
+                        kind: rule.kind,
                         summary,
                     }),
                     Err(e) => rule_error(e),
@@ -603,6 +606,64 @@ mod tests {
             list.push_str(&format!("udp      17 20 src=10.244.1.3 dst=10.96.0.10 sport={} dport=53 [UNREPLIED] src=10.244.0.5 dst=10.244.1.3 sport=53 dport={} mark=0 use=1\n", 50000 + i, 50000 + i));
         }
         w("list", &list);
+        // The eBPF and proxy layers, recorded text (no agent runs here): a Cilium node without
+        // kube-proxy replacement, so kube-proxy runs beside it and every layer's rules evaluate.
+        let mut ct = String::new();
+        for i in 0..800 {
+            ct.push_str(&format!("TCP OUT 10.244.1.{}:{} -> 10.96.0.20:8080 expires={} Packets=0 Bytes=0 RxFlagsSeen=0x1b LastRxReport=9000 TxFlagsSeen=0x1b LastTxReport=9000 Flags=0x0093 [ RxClosing TxClosing SeenNonSyn DSRInternal ] RevNAT=0 SourceSecurityID=9 BackendID=0 NatPort=30587 \n", i % 4, 20000 + i, if i < 200 { 8000 } else { 9600 }));
+        }
+        ct.push('\n');
+        for i in 0..100 {
+            ct.push_str(&format!("UDP OUT 10.244.1.7:{} -> 10.96.0.10:53 expires=9060 Packets=0 Bytes=0 RxFlagsSeen=0x00 LastRxReport=9000 TxFlagsSeen=0x00 LastTxReport=9000 Flags=0x0000 [ ] RevNAT=5 SourceSecurityID=9 BackendID=0 \n", 40000 + i));
+        }
+        w("ctmap", &ct);
+        w(
+            "cilium-cfg",
+            "#### Read-only configurations ####\nBPFMapsDynamicSizeRatio           : 0.0025\nCTMapEntriesGlobalAny             : 500\nCTMapEntriesGlobalTCP             : 1000\nNATMapEntriesGlobal               : 1000\nKubeProxyReplacement              : false\n",
+        );
+        w(
+            "agentlog",
+            "level=info msg=\"option bpf-ct-global-tcp-max set by dynamic sizing to 1000\" subsys=config\nlevel=info msg=\"Conntrack garbage collector interval recalculated\" actualPrevInterval=5m0.002279235s adjustedDeleteRatio=0.3 deleteRatio=0.3 expectedPrevInterval=5m0s newInterval=3m20s subsys=map-ct\n",
+        );
+        let bpf = |nat: u64| {
+            format!(
+                "REASON                          DIRECTION   PACKETS   BYTES\nNo mapping for NAT masquerade   Egress      {nat}      {}\nPolicy denied                   Ingress     12        840\nSuccess                         Egress      9123456   812345678\n",
+                nat * 70
+            )
+        };
+        w("bpf0", &bpf(5));
+        w("bpf1", &bpf(5));
+        w(
+            "monitor",
+            "Listening for events on 2 CPUs with 64x4096 of shared memory\nPress Ctrl-C to quit\nxx drop (Policy denied) flow 0xfddd76f6 to endpoint 0, ifindex 29, file bpf_lxc.c:1274, , identity 48447->world: 192.168.0.149:45830 -> 93.184.215.14:80 tcp SYN\n",
+        );
+        let agent = |alive: u64| {
+            format!(
+                "Metric                                              Labels                                                Value\ncilium_bpf_map_pressure                             map_name=\"ct4_global\"                                  0.800000\ncilium_bpf_map_pressure                             map_name=\"cilium_snat_v4_external\"                     0.500000\ncilium_datapath_conntrack_gc_entries                family=\"ipv4\" protocol=\"TCP\" status=\"alive\"         {alive}.000000\ncilium_datapath_conntrack_gc_entries                family=\"ipv4\" protocol=\"TCP\" status=\"deleted\"       10.000000\ncilium_datapath_conntrack_gc_runs_total             family=\"ipv4\" protocol=\"TCP\" status=\"completed\"     3.000000\ncilium_datapath_signals_handled_total               data=\"ipv4\" signal=\"ct_fill_up\" status=\"received\"   0.000000\ncilium_datapath_signals_handled_total               data=\"ipv4\" signal=\"nat_fill_up\" status=\"received\"  0.000000\ncilium_drop_count_total                             direction=\"EGRESS\" reason=\"No mapping for NAT masquerade\"   5.000000\n"
+            )
+        };
+        w("agent0", &agent(700));
+        w("agent1", &agent(800));
+        let kp = |queued: u64| {
+            format!(
+                "# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram\nkubeproxy_sync_proxy_rules_duration_seconds_bucket{{le=\"1.024\"}} 10 1764071000000\nkubeproxy_sync_proxy_rules_duration_seconds_bucket{{le=\"2.048\"}} 30 1764071000000\nkubeproxy_sync_proxy_rules_duration_seconds_bucket{{le=\"+Inf\"}} 40 1764071000000\nkubeproxy_sync_proxy_rules_duration_seconds_sum 80.5 1764071000000\nkubeproxy_sync_proxy_rules_duration_seconds_count 40 1764071000000\nkubeproxy_sync_proxy_rules_last_queued_timestamp_seconds {queued} 1764071000000\nkubeproxy_sync_proxy_rules_last_timestamp_seconds 1764070000 1764071000000\nkubeproxy_sync_proxy_rules_iptables_restore_failures_total 3 1764071000000\nkubeproxy_iptables_ct_state_invalid_dropped_packets_total 7 1764071000000\n"
+            )
+        };
+        w("kp0", &kp(1_764_070_400));
+        w("kp1", &kp(1_764_070_500));
+        w("proxymode", "ipvs\n");
+        let mut lvs = String::from(
+            "IPVS connection entries\npro expire state       source             virtual            destination\n",
+        );
+        for i in 0..600 {
+            lvs.push_str(&format!(
+                "TCP 14:{:02}  ESTABLISHED 10.244.1.{}:{}   10.96.0.1:443      10.0.0.10:6443\n",
+                i % 60,
+                i % 4,
+                30000 + i
+            ));
+        }
+        w("lvs", &lvs);
         let data = ingest(
             &Bundle::open(dir.path()).expect("open"),
             &IngestOptions::default(),
@@ -663,6 +724,26 @@ mod tests {
             report.likely_cause.as_ref().map(|c| c.id.as_str()),
             Some("nf.table_exhausted")
         );
+        let not_evaluated: Vec<&str> = report
+            .missing
+            .iter()
+            .filter(|m| m.status == "not-evaluated")
+            .map(|m| m.id.as_str())
+            .collect();
+        assert!(not_evaluated.is_empty(), "{not_evaluated:?}");
+        let fired: Vec<&str> = report.findings.iter().map(|f| f.id.as_str()).collect();
+        for id in [
+            "cilium.ct_map_pressure",
+            "cilium.ct_gc_lagging",
+            "kube_proxy.sync_stalled",
+            "kube_proxy.sync_slow",
+            "kube_proxy.ipvs_table_large",
+        ] {
+            assert!(
+                fired.contains(&id),
+                "{id} should fire on the rich node: {fired:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! codes, the JSON contract and key lines. One test binary; each file is a suite.
 
 mod browser;
+mod cilium;
 mod cli;
 mod loose;
 mod report;

@@ -325,7 +325,7 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn of(name: &[u8]) -> Proto {
+    pub(crate) fn of(name: &[u8]) -> Proto {
         match name {
             b"tcp" => Proto::Tcp,
             b"udp" => Proto::Udp,

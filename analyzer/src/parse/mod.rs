@@ -6,11 +6,19 @@
 //! summaries merged, see [`crate::summary::Merge`]), counts lines, and cuts lines longer than the
 //! configured cap instead of buffering them.
 
+pub mod cilium_config;
+pub mod cilium_ct;
+pub mod cilium_drop;
+pub mod cilium_log;
+pub mod cilium_monitor;
+pub mod cilium_status;
 pub mod conntrack_list;
 pub mod conntrack_stats;
 pub mod dmesg;
+pub mod ipvs;
 pub mod manifest;
 pub mod node;
+pub mod prometheus;
 pub mod sysctl;
 
 use crate::classify::MemberKind;
@@ -89,6 +97,15 @@ pub enum MemberSummary {
     ConntrackList(Box<conntrack_list::ListSummary>),
     ConntrackStats(conntrack_stats::StatsSummary),
     ConntrackCount(conntrack_stats::CountSummary),
+    CiliumCt(Box<cilium_ct::CtSummary>),
+    CiliumBpfMetrics(cilium_drop::BpfMetricsSummary),
+    CiliumMonitor(cilium_monitor::MonitorSummary),
+    Metrics(prometheus::MetricsSummary),
+    CiliumConfig(cilium_config::ConfigSummary),
+    CiliumStatus(cilium_status::StatusSummary),
+    CiliumAgentLog(cilium_log::AgentLogSummary),
+    Ipvs(ipvs::IpvsSummary),
+    ProxyMode(ipvs::ProxyModeSummary),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -103,6 +120,14 @@ impl Merge for MemberSummary {
             (S::ConntrackList(a), S::ConntrackList(b)) => a.combine(*b),
             (S::ConntrackStats(a), S::ConntrackStats(b)) => a.combine(b),
             (S::ConntrackCount(a), S::ConntrackCount(b)) => a.combine(b),
+            (S::CiliumCt(a), S::CiliumCt(b)) => a.combine(*b),
+            (S::CiliumMonitor(a), S::CiliumMonitor(b)) => a.combine(b),
+            (S::Metrics(a), S::Metrics(b)) => a.combine(b),
+            (S::CiliumConfig(a), S::CiliumConfig(b)) => a.combine(b),
+            (S::CiliumStatus(a), S::CiliumStatus(b)) => a.combine(b),
+            (S::CiliumAgentLog(a), S::CiliumAgentLog(b)) => a.combine(b),
+            (S::Ipvs(a), S::Ipvs(b)) => a.combine(b),
+            (S::ProxyMode(a), S::ProxyMode(b)) => a.combine(b),
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -115,7 +140,10 @@ impl Merge for MemberSummary {
 pub fn is_line_independent(kind: &MemberKind) -> bool {
     !matches!(
         kind,
-        MemberKind::Manifest | MemberKind::ProcStatConntrack | MemberKind::Node(_)
+        MemberKind::Manifest
+            | MemberKind::ProcStatConntrack
+            | MemberKind::Node(_)
+            | MemberKind::CiliumBpfMetrics
     )
 }
 
@@ -174,6 +202,65 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     s.add_line(ctx, n, line, &mut problems);
                 }
                 MemberSummary::ConntrackCount(s)
+            }
+            MemberKind::CiliumCtList => {
+                let mut s = cilium_ct::CtSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumCt(Box::new(s))
+            }
+            MemberKind::CiliumBpfMetrics => {
+                MemberSummary::CiliumBpfMetrics(cilium_drop::parse(ctx, data, &mut problems))
+            }
+            MemberKind::CiliumMonitor => {
+                let mut s = cilium_monitor::MonitorSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumMonitor(s)
+            }
+            MemberKind::Metrics => {
+                let mut s = prometheus::MetricsSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::Metrics(s)
+            }
+            MemberKind::CiliumConfig => {
+                let mut s = cilium_config::ConfigSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumConfig(s)
+            }
+            MemberKind::CiliumStatus => {
+                let mut s = cilium_status::StatusSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumStatus(s)
+            }
+            MemberKind::CiliumAgentLog => {
+                let mut s = cilium_log::AgentLogSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::CiliumAgentLog(s)
+            }
+            MemberKind::IpvsConnections => {
+                let mut s = ipvs::IpvsSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::Ipvs(s)
+            }
+            MemberKind::KubeProxyMode => {
+                let mut s = ipvs::ProxyModeSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::ProxyMode(s)
             }
             MemberKind::Stderr | MemberKind::Unknown => MemberSummary::Skipped,
         };

@@ -89,8 +89,7 @@ impl Text {
                 for r in n
                     .ruled_out_details
                     .iter()
-                    .filter(|r| !r.summary.is_empty())
-                    .take(2)
+                    .filter(|r| !r.summary.is_empty() && r.kind == RuleKind::Check)
                 {
                     let _ = writeln!(out, "  {} {}", st.dim("ruled out:"), safe(&r.summary));
                 }
