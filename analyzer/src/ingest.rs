@@ -19,13 +19,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 /// Tuning of the read: caps and the chunk memory budget.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub limits: Limits,
     /// Chunk buffers in flight across all bundles (each `limits.line_bytes` large).
     pub buffers: usize,
     /// Largest member of a kind that must be parsed whole (manifest, /proc/net/stat).
     pub whole_member_bytes: u64,
+    /// Counts input bytes read, for a progress bar.
+    pub progress: crate::source::Progress,
 }
 
 impl Default for IngestOptions {
@@ -34,6 +36,7 @@ impl Default for IngestOptions {
             limits: Limits::default(),
             buffers: 2 * rayon::current_num_threads() + 4,
             whole_member_bytes: 64 << 20,
+            progress: crate::source::Progress::default(),
         }
     }
 }
@@ -316,7 +319,7 @@ pub fn ingest(
         result
     };
 
-    let source_problems = bundle.for_each_member(&options.limits, &mut visit)?;
+    let source_problems = bundle.for_each_member(&options.limits, &options.progress, &mut visit)?;
     drop(tx);
     while received < spawned {
         if !drain(&mut accumulators, true, &mut received) {

@@ -77,8 +77,10 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
     let pool = BufferPool::new(options.ingest.buffers);
     let readers = inputs.len().clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<(usize, Result<BundleData, Problem>)>> = Default::default();
-    // Readers are plain threads (see `ingest`): each takes the next bundle until none are left.
+    let results: std::sync::Mutex<Vec<(usize, Result<NodeReport, Problem>)>> = Default::default();
+    // Readers are plain threads (see `ingest`): each takes the next bundle until none are left,
+    // and turns it into its node report at once, so a parsed bundle's summaries never outlive it:
+    // memory stays flat however many bundles are given.
     std::thread::scope(|scope| {
         for _ in 0..readers {
             scope.spawn(|| {
@@ -87,6 +89,7 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
                     let Some(path) = inputs.get(i) else { break };
                     let result = source::Bundle::open(path)
                         .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
+                        .map(|data| node_report(&rules, data))
                         .map_err(|e| {
                             Problem::new(path.display().to_string(), Severity::Error, e.reason())
                         });
@@ -104,7 +107,7 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
     let mut unreadable = Vec::new();
     for (_, r) in results {
         match r {
-            Ok(data) => nodes.push(node_report(&rules, data)),
+            Ok(node) => nodes.push(node),
             Err(p) => unreadable.push(p),
         }
     }

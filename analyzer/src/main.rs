@@ -78,7 +78,10 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
         },
         rules_dir: args.rules.clone(),
     };
-    let report = ctdiag::analyze(&args.bundles, &options)?;
+    let progress = ProgressBar::start(&args.bundles, &options.ingest.progress);
+    let report = ctdiag::analyze(&args.bundles, &options);
+    progress.finish();
+    let report = report?;
     let color = match args.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -148,4 +151,62 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// A progress bar on stderr for analyses that take longer than a second, only on a terminal:
+/// piped output and short runs stay clean.
+struct ProgressBar {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressBar {
+    fn start(bundles: &[PathBuf], read: &ctdiag::source::Progress) -> ProgressBar {
+        if !std::io::stderr().is_terminal() {
+            return ProgressBar {
+                done: None,
+                thread: None,
+            };
+        }
+        let total: u64 = bundles
+            .iter()
+            .filter_map(|p| ctdiag::source::Bundle::open(p).ok())
+            .map(|b| b.input_bytes())
+            .sum();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let read = read.clone();
+        let thread = std::thread::spawn(move || {
+            if rx.recv_timeout(std::time::Duration::from_secs(1)).is_ok() {
+                return;
+            }
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} reading bundles {bar:30} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            loop {
+                bar.set_position(read.get().min(total));
+                match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+            bar.finish_and_clear();
+        });
+        ProgressBar {
+            done: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

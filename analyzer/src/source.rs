@@ -157,14 +157,21 @@ impl Bundle {
     pub fn for_each_member(
         &self,
         limits: &Limits,
+        progress: &Progress,
         visit: &mut dyn FnMut(Member<'_>) -> io::Result<()>,
     ) -> Result<Vec<Problem>, SourceError> {
         let mut walk = Walk::new(self.name(), limits);
+        walk.progress = progress.clone();
         let open = |p: &Path| {
-            File::open(p).map_err(|source| SourceError::Open {
-                path: p.to_path_buf(),
-                source,
-            })
+            File::open(p)
+                .map(|file| Counting {
+                    inner: file,
+                    progress: progress.clone(),
+                })
+                .map_err(|source| SourceError::Open {
+                    path: p.to_path_buf(),
+                    source,
+                })
         };
         match self.kind {
             SourceKind::TarGz => {
@@ -181,11 +188,59 @@ impl Bundle {
             }
             SourceKind::File => {
                 let file = open(&self.path)?;
-                let size = file.metadata().ok().map(|m| m.len());
+                let size = file.inner.metadata().ok().map(|m| m.len());
                 walk.member(self.name(), size, file, visit);
             }
         }
         Ok(walk.problems)
+    }
+
+    /// Bytes the bundle takes on disk: what [`Progress`] counts up to.
+    pub fn input_bytes(&self) -> u64 {
+        fn dir_bytes(dir: &Path) -> u64 {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+                    Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    _ => 0,
+                })
+                .sum()
+        }
+        match self.kind {
+            SourceKind::Directory => dir_bytes(&self.path),
+            _ => std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+        }
+    }
+}
+
+/// Input bytes read so far, across every bundle of an analysis (for a progress bar).
+#[derive(Debug, Clone, Default)]
+pub struct Progress(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Progress {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A reader that reports the bytes it reads from disk.
+struct Counting<R> {
+    inner: R,
+    progress: Progress,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n as u64);
+        Ok(n)
     }
 }
 
@@ -198,6 +253,7 @@ struct Walk<'l> {
     problems: Vec<Problem>,
     top: Option<Option<String>>,
     stopped: bool,
+    progress: Progress,
 }
 
 impl<'l> Walk<'l> {
@@ -210,6 +266,7 @@ impl<'l> Walk<'l> {
             problems: Vec::new(),
             top: None,
             stopped: false,
+            progress: Progress::default(),
         }
     }
 
@@ -320,7 +377,11 @@ impl<'l> Walk<'l> {
             match File::open(&path) {
                 Ok(f) => {
                     let size = f.metadata().ok().map(|m| m.len());
-                    self.member(rel, size, f, visit);
+                    let counted = Counting {
+                        inner: f,
+                        progress: self.progress.clone(),
+                    };
+                    self.member(rel, size, counted, visit);
                 }
                 Err(e) => self.problem(&rel, Severity::Error, format!("cannot open: {e}")),
             }
@@ -503,7 +564,7 @@ mod tests {
     fn collect(bundle: &Bundle, limits: &Limits) -> (Vec<(String, Vec<u8>)>, Vec<Problem>) {
         let mut seen = Vec::new();
         let problems = bundle
-            .for_each_member(limits, &mut |m| {
+            .for_each_member(limits, &Progress::default(), &mut |m| {
                 let mut buf = Vec::new();
                 m.reader.read_to_end(&mut buf)?;
                 seen.push((m.path, buf));

@@ -330,21 +330,13 @@ impl<R: Read> Chunker<R> {
         buf.clear();
         buf.append(&mut self.carry);
         loop {
-            while !self.eof && buf.len() < self.size {
-                let start = buf.len();
-                buf.resize(self.size, 0);
-                let n = loop {
-                    match self.reader.read(&mut buf[start..]) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            buf.truncate(start);
-                            return Err(e);
-                        }
-                    }
-                };
-                buf.truncate(start + n);
-                self.eof = n == 0;
+            if !self.eof && buf.len() < self.size {
+                // `read_to_end` through `take` fills the spare capacity without zeroing a whole
+                // chunk first: a 2 KB member costs 2 KB of copying, not a 1 MiB memset.
+                let want = (self.size - buf.len()) as u64;
+                buf.reserve(self.size - buf.len());
+                let n = (&mut self.reader).take(want).read_to_end(buf)?;
+                self.eof = (n as u64) < want;
             }
             if buf.is_empty() {
                 return Ok(None);
