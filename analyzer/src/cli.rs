@@ -72,6 +72,10 @@ pub struct LimitArgs {
     /// Read at most this many members of a bundle.
     #[arg(long, value_name = "N", default_value_t = crate::source::Limits::default().members)]
     pub max_members: usize,
+    /// Stop a gzip'd bundle that inflates more than this many times its compressed size
+    /// (a decompression bomb); real bundles stay far below.
+    #[arg(long, value_name = "N", default_value_t = crate::source::Limits::default().max_ratio)]
+    pub max_ratio: u64,
 }
 
 impl LimitArgs {
@@ -81,6 +85,7 @@ impl LimitArgs {
             bundle_bytes: self.max_bundle_bytes,
             line_bytes: self.max_line_bytes.max(4096),
             members: self.max_members,
+            max_ratio: self.max_ratio.max(2),
         }
     }
 }

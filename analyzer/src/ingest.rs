@@ -178,7 +178,18 @@ pub fn ingest(
         }
     };
 
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates = Vec::new();
     let mut visit = |m: crate::source::Member<'_>| -> io::Result<()> {
+        if !seen.insert(m.path.clone()) {
+            // A second copy would count its sample twice; the first one is what was collected.
+            duplicates.push(Problem::new(
+                &m.path,
+                Severity::Warning,
+                "appears twice in the bundle; the first copy is used",
+            ));
+            return Ok(());
+        }
         let idx = members.len();
         let member: Arc<str> = Arc::from(m.path.as_str());
         let mut hashing = Hashing {
@@ -343,6 +354,7 @@ pub fn ingest(
         problems.extend(acc.problems.into_problems());
     }
     problems.extend(source_problems);
+    problems.extend(duplicates);
     Ok(BundleData {
         path: bundle.path.clone(),
         name: bundle.name(),

@@ -89,10 +89,11 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
                     let Some(path) = inputs.get(i) else { break };
                     let result = source::Bundle::open(path)
                         .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
-                        .map(|data| node_report(&rules, data))
                         .map_err(|e| {
                             Problem::new(path.display().to_string(), Severity::Error, e.reason())
-                        });
+                        })
+                        .and_then(|data| usable(path, data))
+                        .map(|data| node_report(&rules, data));
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -121,6 +122,32 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
         nodes,
         unreadable,
     })
+}
+
+/// A bundle with nothing any rule can read (random bytes, an empty file, only unknown files) is
+/// unreadable, not a node: it is reported with why, and cannot make the run look successful.
+fn usable(path: &std::path::Path, data: BundleData) -> Result<BundleData, Problem> {
+    let recognised = data.members.iter().any(|m| {
+        !matches!(
+            m.summary,
+            parse::MemberSummary::Skipped | parse::MemberSummary::Manifest(_)
+        )
+    });
+    if recognised {
+        return Ok(data);
+    }
+    let why = data
+        .problems
+        .iter()
+        .rev()
+        .max_by_key(|p| p.severity)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "no members".into());
+    Err(Problem::new(
+        path.display().to_string(),
+        Severity::Error,
+        format!("nothing usable: no member is a supported input ({why})"),
+    ))
 }
 
 /// Facts and findings of one parsed bundle.

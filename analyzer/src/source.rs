@@ -44,6 +44,9 @@ pub struct Limits {
     pub line_bytes: usize,
     /// Members read from one bundle.
     pub members: usize,
+    /// Largest decompressed:compressed ratio of a gzip'd bundle; past it (after the first
+    /// 64 MiB) the stream is a decompression bomb or corrupt, and reading stops.
+    pub max_ratio: u64,
 }
 
 impl Default for Limits {
@@ -53,6 +56,8 @@ impl Default for Limits {
             bundle_bytes: 8 << 30,
             line_bytes: 1 << 20,
             members: 20_000,
+            // Conntrack and kernel-log text compresses 8–50:1; deflate cannot exceed ~1032:1.
+            max_ratio: 250,
         }
     }
 }
@@ -162,11 +167,16 @@ impl Bundle {
     ) -> Result<Vec<Problem>, SourceError> {
         let mut walk = Walk::new(self.name(), limits);
         walk.progress = progress.clone();
+        if matches!(self.kind, SourceKind::TarGz | SourceKind::GzFile) {
+            walk.compressed = Some(Progress::default());
+        }
+        let compressed = walk.compressed.clone().unwrap_or_default();
         let open = |p: &Path| {
             File::open(p)
                 .map(|file| Counting {
                     inner: file,
                     progress: progress.clone(),
+                    local: compressed.clone(),
                 })
                 .map_err(|source| SourceError::Open {
                     path: p.to_path_buf(),
@@ -230,16 +240,18 @@ impl Progress {
     }
 }
 
-/// A reader that reports the bytes it reads from disk.
+/// A reader that reports the bytes it reads from disk, to the analysis and to its bundle.
 struct Counting<R> {
     inner: R,
     progress: Progress,
+    local: Progress,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.add(n as u64);
+        self.local.add(n as u64);
         Ok(n)
     }
 }
@@ -254,6 +266,8 @@ struct Walk<'l> {
     top: Option<Option<String>>,
     stopped: bool,
     progress: Progress,
+    /// Compressed bytes read from a gzip'd bundle, for the bomb guard.
+    compressed: Option<Progress>,
 }
 
 impl<'l> Walk<'l> {
@@ -267,6 +281,7 @@ impl<'l> Walk<'l> {
             top: None,
             stopped: false,
             progress: Progress::default(),
+            compressed: None,
         }
     }
 
@@ -380,6 +395,7 @@ impl<'l> Walk<'l> {
                     let counted = Counting {
                         inner: f,
                         progress: self.progress.clone(),
+                        local: Progress::default(),
                     };
                     self.member(rel, size, counted, visit);
                 }
@@ -418,6 +434,12 @@ impl<'l> Walk<'l> {
             left: cap,
             read: 0,
             hit: false,
+            guard: self.compressed.clone().map(|compressed| BombGuard {
+                compressed,
+                before: self.bytes,
+                max_ratio: self.limits.max_ratio,
+                tripped: false,
+            }),
         };
         let result = visit(Member {
             path: path.clone(),
@@ -425,6 +447,24 @@ impl<'l> Walk<'l> {
             reader: &mut capped,
         });
         self.bytes += capped.read;
+        if let Some(g) = capped.guard.as_ref().filter(|g| g.tripped) {
+            let bundle = self.bundle.clone();
+            let packed = g.compressed.get().max(1);
+            self.problem(
+                &bundle,
+                Severity::Error,
+                format!(
+                    "{} bytes inflated from {} compressed ({}:1, above --max-ratio {}): a decompression bomb or a corrupt stream; reading stopped in {}",
+                    self.bytes,
+                    packed,
+                    self.bytes / packed,
+                    self.limits.max_ratio,
+                    path
+                ),
+            );
+            self.stopped = true;
+            return false;
+        }
         if capped.hit {
             let (what, flag) = if cap < self.limits.member_bytes {
                 ("the bundle's", "--max-bundle-bytes")
@@ -529,16 +569,36 @@ fn has_tar_name(path: &Path) -> bool {
     name.ends_with(".tar.gz") || name.ends_with(".tgz")
 }
 
+/// Stops a gzip stream that inflates far beyond what text compresses to.
+struct BombGuard {
+    compressed: Progress,
+    /// Decompressed bytes of the bundle before this member.
+    before: u64,
+    max_ratio: u64,
+    tripped: bool,
+}
+
+/// The guard only judges after this much output: small inputs can have any ratio.
+const BOMB_GRACE: u64 = 64 << 20;
+
 /// A reader that stops after `left` bytes and remembers whether there was more.
 struct Capped<R> {
     inner: R,
     left: u64,
     read: u64,
     hit: bool,
+    guard: Option<BombGuard>,
 }
 
 impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(g) = &mut self.guard {
+            let out = g.before + self.read;
+            if g.tripped || (out > BOMB_GRACE && out / g.compressed.get().max(1) > g.max_ratio) {
+                g.tripped = true;
+                return Ok(0);
+            }
+        }
         if self.left == 0 {
             if !self.hit {
                 let mut probe = [0u8; 1];

@@ -501,6 +501,15 @@ impl ListSummary {
                 return;
             }
         };
+        if addr(e.orig.src).is_none() || addr(e.orig.dst).is_none() {
+            problems.malformed(
+                ctx,
+                n,
+                "conntrack entry whose src=/dst= is not an IP address",
+                line,
+            );
+            return;
+        }
         self.add_entry(ctx, n, line, &e);
     }
 
