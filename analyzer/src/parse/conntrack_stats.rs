@@ -197,9 +197,11 @@ impl StatsSummary {
         if loss.drop + loss.early_drop + loss.insert_failed > 0 {
             self.cpus_with_loss += 1;
             self.loss_rows.push(EvidenceLine::new(&ctx.member, n, raw));
-            if self.loss_by_cpu.len() < MAX_LOSS_CPUS {
-                self.loss_by_cpu.push(loss);
-            }
+            // Kept sorted and capped the way a merge keeps them, so one pass and merged chunks
+            // agree (a fuzz finding: rows need not come in CPU order).
+            let at = self.loss_by_cpu.partition_point(|l| *l <= loss);
+            self.loss_by_cpu.insert(at, loss);
+            self.loss_by_cpu.truncate(MAX_LOSS_CPUS);
         }
     }
 
@@ -403,6 +405,21 @@ mod tests {
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].line, Some(2));
         assert!(problems[1].reason.contains("error"));
+    }
+
+    #[test]
+    fn rows_out_of_cpu_order_summarize_as_merged_chunks_do() {
+        // Regression (fuzzing): loss_by_cpu kept arrival order in one pass, CPU order in a merge.
+        let text = "cpu=2 found=0 drop=46 \ncpu=1 found=770 drop=46 \n";
+        let (whole, _) = stats(MemberKind::ConntrackStats, text);
+        let (mut a, _) = stats(MemberKind::ConntrackStats, "cpu=2 found=0 drop=46 \n");
+        let (b, _) = stats(MemberKind::ConntrackStats, "cpu=1 found=770 drop=46 \n");
+        a.combine(b);
+        assert_eq!(whole.loss_by_cpu, a.loss_by_cpu);
+        assert_eq!(
+            whole.loss_by_cpu.iter().map(|l| l.cpu).collect::<Vec<_>>(),
+            [1, 2]
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl Merge for LineProblems {
 }
 
 /// What parsing one member produced. One variant per input format.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum MemberSummary {
     Manifest(Box<manifest::ManifestSummary>),
