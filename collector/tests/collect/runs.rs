@@ -150,6 +150,57 @@ fn a_failing_source_is_recorded_with_its_stderr_and_the_bundle_is_complete() {
 }
 
 #[test]
+fn a_source_that_crashes_is_recorded_and_the_bundle_is_complete() {
+    let tools = tempfile::tempdir().unwrap();
+    // The CLI dies of a signal, as a segfaulting agent binary would.
+    let crash = script(tools.path(), "crash", "echo partial output\nkill -SEGV $$");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = crash.display().to_string();
+    let (b, _) = collect_into(dir.path(), &refs(&with(&["--cilium-exec", &prefix])));
+    let f = b.failures("cilium/status.txt");
+    assert_eq!(f.len(), 1, "{:?}", b.manifest["failed"]);
+    let error = f[0]["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("signal") || error.contains("SIGSEGV"),
+        "{:?}",
+        f[0]
+    );
+    assert!(b.members.contains_key("node/meminfo.txt"));
+    b.assert_consistent();
+}
+
+#[test]
+fn a_source_that_prints_gigabytes_is_cut_at_the_cap_in_bounded_memory() {
+    let tools = tempfile::tempdir().unwrap();
+    // `yes` writes gigabytes a second; the cap must stop it, not the disk or the memory.
+    let flood = script(
+        tools.path(),
+        "flood",
+        "exec yes 'TCP OUT 10.0.0.1:1 -> 10.0.0.2:2 expires=1 Flags=0x0013 [ RxClosing ] RevNAT=0'",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = flood.display().to_string();
+    let args = with(&[
+        "--cilium-exec",
+        &prefix,
+        "--max-output-bytes",
+        "256M",
+        "--timeout",
+        "60",
+    ]);
+    let (b, _) = collect_into(dir.path(), &refs(&args));
+    let ct = b.record("cilium/ct-list-global.txt");
+    assert_eq!(ct["truncated"], true, "{ct}");
+    assert_eq!(ct["bytes"], 256u64 << 20);
+    assert!(
+        children_max_rss() < 128 << 20,
+        "peak RSS {} bytes",
+        children_max_rss()
+    );
+    b.assert_consistent();
+}
+
+#[test]
 fn without_conntrack_on_path_the_proc_fallbacks_are_used() {
     let proc_list = Path::new("/proc/net/nf_conntrack");
     let tools = tempfile::tempdir().unwrap();
