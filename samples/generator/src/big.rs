@@ -115,6 +115,7 @@ impl Big {
                 veths: self.veths.clone(),
                 replaced: 0,
                 full: None,
+                cilium: false,
             },
             &mut rng,
         );
@@ -124,8 +125,12 @@ impl Big {
                 max: self.max,
                 buckets,
                 count,
+                kube_proxy: true,
             },
-            &Interfaces { veths: &self.veths },
+            &Interfaces {
+                veths: &self.veths,
+                cilium: false,
+            },
         );
         let collection = assemble(
             node,

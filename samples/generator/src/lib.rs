@@ -14,10 +14,13 @@
 
 pub mod big;
 pub mod bundle;
+pub mod cilium;
 pub mod cluster;
 pub mod conntrack;
 pub mod flows;
+pub mod gofmt;
 pub mod kernel_log;
+pub mod kube_proxy;
 pub mod node;
 pub mod readme;
 pub mod rng;

@@ -804,6 +804,7 @@ impl Scenario {
                 veths: self.veths.clone(),
                 replaced: self.replaced_pods,
                 full: self.episode,
+                cilium: false,
             },
             &mut rng.fork("dmesg"),
         );
@@ -813,8 +814,12 @@ impl Scenario {
                 max: self.max,
                 buckets: self.buckets,
                 count,
+                kube_proxy: true,
             },
-            &Interfaces { veths: &self.veths },
+            &Interfaces {
+                veths: &self.veths,
+                cilium: false,
+            },
         );
         let (rows0, rows1) = stats::per_cpu(
             &self.first,
