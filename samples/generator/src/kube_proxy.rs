@@ -77,7 +77,6 @@ fn histogram(
         kind: "histogram",
         samples: buckets
             .into_iter()
-            .map(|(l, v)| (l, v))
             .chain([
                 (vec![("__sum", String::new())], sum),
                 (vec![("__count", String::new())], cumulative as f64),
