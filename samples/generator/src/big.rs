@@ -141,6 +141,7 @@ impl Big {
                 dmesg,
                 sysctl,
                 list: self.list.clone(),
+                extra: crate::layers::Extra::default(),
                 samples: [(count, rows0), (count, rows1)],
             },
             &mut rng,

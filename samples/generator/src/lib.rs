@@ -21,6 +21,7 @@ pub mod flows;
 pub mod gofmt;
 pub mod kernel_log;
 pub mod kube_proxy;
+pub mod layers;
 pub mod node;
 pub mod readme;
 pub mod rng;
