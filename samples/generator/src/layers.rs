@@ -216,40 +216,102 @@ pub fn busy_ct(c: &Cluster, tcp4: u64, rng: &mut Rng) -> Vec<CtClass> {
         .iter()
         .flat_map(|s| s.backends.iter().copied())
         .collect();
-    let outside: Vec<IpAddr> = (0..20).map(|h| IpAddr::from([198, 51, 100, 10 + h])).collect();
-    let clients: Vec<IpAddr> = (1..=200).map(|h| IpAddr::from([203, 0, 113, h as u8])).collect();
+    let outside: Vec<IpAddr> = (0..20)
+        .map(|h| IpAddr::from([198, 51, 100, 10 + h]))
+        .collect();
+    let clients: Vec<IpAddr> = (1..=200)
+        .map(|h| IpAddr::from([203, 0, 113, h as u8]))
+        .collect();
     let parts = crate::cluster::spread(tcp4, &[40, 18, 16, 9, 7, 4, 3, 3], rng);
     let mut v = vec![
-        CtClass::new("pods to Service backends", Dir::Out, CtState::Established, parts[0])
-            .between(local.clone(), backends.clone(), 8080),
-        CtClass::new("pods to Service backends, closing", Dir::Out, CtState::Closing, parts[1])
-            .between(local.clone(), backends.clone(), 8080),
-        CtClass::new("remote pods to pods here", Dir::In, CtState::Established, parts[2])
-            .between(remote.clone(), local.clone(), 8080),
-        CtClass::new("remote pods to pods here, closing", Dir::In, CtState::Closing, parts[3])
-            .between(remote.clone(), local.clone(), 8080),
-        CtClass::new("pods to outside APIs (masqueraded)", Dir::Out, CtState::Established, parts[4])
-            .between(local.clone(), outside, 443),
-        CtClass::new("NodePort 30443 service entries", Dir::Svc, CtState::Established, parts[5])
-            .between(clients, vec![c.node_ip], 30443)
-            .svc(14),
-        CtClass::new("pods connecting", Dir::Out, CtState::Syn, parts[6])
-            .between(local.clone(), backends, 8080),
-        CtClass::new("pods to kubernetes.default", Dir::Out, CtState::Established, parts[7])
-            .between(local.clone(), c.control_plane.clone(), 6443),
+        CtClass::new(
+            "pods to Service backends",
+            Dir::Out,
+            CtState::Established,
+            parts[0],
+        )
+        .between(local.clone(), backends.clone(), 8080),
+        CtClass::new(
+            "pods to Service backends, closing",
+            Dir::Out,
+            CtState::Closing,
+            parts[1],
+        )
+        .between(local.clone(), backends.clone(), 8080),
+        CtClass::new(
+            "remote pods to pods here",
+            Dir::In,
+            CtState::Established,
+            parts[2],
+        )
+        .between(remote.clone(), local.clone(), 8080),
+        CtClass::new(
+            "remote pods to pods here, closing",
+            Dir::In,
+            CtState::Closing,
+            parts[3],
+        )
+        .between(remote.clone(), local.clone(), 8080),
+        CtClass::new(
+            "pods to outside APIs (masqueraded)",
+            Dir::Out,
+            CtState::Established,
+            parts[4],
+        )
+        .between(local.clone(), outside, 443),
+        CtClass::new(
+            "NodePort 30443 service entries",
+            Dir::Svc,
+            CtState::Established,
+            parts[5],
+        )
+        .between(clients, vec![c.node_ip], 30443)
+        .svc(14),
+        CtClass::new("pods connecting", Dir::Out, CtState::Syn, parts[6]).between(
+            local.clone(),
+            backends,
+            8080,
+        ),
+        CtClass::new(
+            "pods to kubernetes.default",
+            Dir::Out,
+            CtState::Established,
+            parts[7],
+        )
+        .between(local.clone(), c.control_plane.clone(), 6443),
     ];
     let _ = KUBERNETES;
     let v6_local: Vec<IpAddr> = local.iter().map(|a| v6_of(*a)).collect();
     let v6_remote: Vec<IpAddr> = remote.iter().map(|a| v6_of(*a)).collect();
     v.extend([
-        CtClass::new("IPv6 pods to pods", Dir::Out, CtState::Established, tcp4 / 80 + 3)
-            .between(v6_local.clone(), v6_remote.clone(), 8080),
-        CtClass::new("IPv6 pods to pods, closing", Dir::Out, CtState::Closing, tcp4 / 200 + 2)
-            .between(v6_local.clone(), v6_remote, 8080),
-        CtClass::new("DNS lookups to CoreDNS", Dir::Out, CtState::Udp, tcp4 / 9 + 20)
-            .between(local, c.coredns.clone(), 53),
-        CtClass::new("IPv6 DNS lookups to CoreDNS", Dir::Out, CtState::Udp, tcp4 / 300 + 2)
-            .between(v6_local, c.coredns.iter().map(|a| v6_of(*a)).collect(), 53),
+        CtClass::new(
+            "IPv6 pods to pods",
+            Dir::Out,
+            CtState::Established,
+            tcp4 / 80 + 3,
+        )
+        .between(v6_local.clone(), v6_remote.clone(), 8080),
+        CtClass::new(
+            "IPv6 pods to pods, closing",
+            Dir::Out,
+            CtState::Closing,
+            tcp4 / 200 + 2,
+        )
+        .between(v6_local.clone(), v6_remote, 8080),
+        CtClass::new(
+            "DNS lookups to CoreDNS",
+            Dir::Out,
+            CtState::Udp,
+            tcp4 / 9 + 20,
+        )
+        .between(local, c.coredns.clone(), 53),
+        CtClass::new(
+            "IPv6 DNS lookups to CoreDNS",
+            Dir::Out,
+            CtState::Udp,
+            tcp4 / 300 + 2,
+        )
+        .between(v6_local, c.coredns.iter().map(|a| v6_of(*a)).collect(), 53),
     ]);
     v
 }
@@ -281,12 +343,54 @@ pub fn identity(a: IpAddr) -> u32 {
 fn base_rows(up: u64, secs: u64) -> Vec<MetricRow> {
     let t = up + secs;
     vec![
-        MetricRow { reason: "Interface", dir: "INGRESS", packets: t * 410, bytes: t * 410 * 512, line: 1158, file: "bpf_host.c" },
-        MetricRow { reason: "Success", dir: "EGRESS", packets: t * 1_630, bytes: t * 1_630 * 436, line: 235, file: "trace.h" },
-        MetricRow { reason: "Success", dir: "INGRESS", packets: t * 1_712, bytes: t * 1_712 * 611, line: 235, file: "trace.h" },
-        MetricRow { reason: "Success", dir: "EGRESS", packets: t * 96, bytes: t * 96 * 140, line: 1653, file: "bpf_lxc.c" },
-        MetricRow { reason: "Stale or unroutable IP", dir: "INGRESS", packets: 41 + t / 20_000, bytes: (41 + t / 20_000) * 66, line: 1342, file: "bpf_lxc.c" },
-        MetricRow { reason: "Unsupported L3 protocol", dir: "EGRESS", packets: 7, bytes: 546, line: 1594, file: "bpf_lxc.c" },
+        MetricRow {
+            reason: "Interface",
+            dir: "INGRESS",
+            packets: t * 410,
+            bytes: t * 410 * 512,
+            line: 1158,
+            file: "bpf_host.c",
+        },
+        MetricRow {
+            reason: "Success",
+            dir: "EGRESS",
+            packets: t * 1_630,
+            bytes: t * 1_630 * 436,
+            line: 235,
+            file: "trace.h",
+        },
+        MetricRow {
+            reason: "Success",
+            dir: "INGRESS",
+            packets: t * 1_712,
+            bytes: t * 1_712 * 611,
+            line: 235,
+            file: "trace.h",
+        },
+        MetricRow {
+            reason: "Success",
+            dir: "EGRESS",
+            packets: t * 96,
+            bytes: t * 96 * 140,
+            line: 1653,
+            file: "bpf_lxc.c",
+        },
+        MetricRow {
+            reason: "Stale or unroutable IP",
+            dir: "INGRESS",
+            packets: 41 + t / 20_000,
+            bytes: (41 + t / 20_000) * 66,
+            line: 1342,
+            file: "bpf_lxc.c",
+        },
+        MetricRow {
+            reason: "Unsupported L3 protocol",
+            dir: "EGRESS",
+            packets: 7,
+            bytes: 546,
+            line: 1594,
+            file: "bpf_lxc.c",
+        },
     ]
 }
 
@@ -546,7 +650,11 @@ pub fn allocations(c: &Cluster, names: &[&str], rng: &mut Rng) -> Vec<(IpAddr, S
         let app = names[i % names.len()];
         let owner = format!(
             "{}/{app}-{:08x}-{}",
-            if app == "coredns" { "kube-system" } else { "default" },
+            if app == "coredns" {
+                "kube-system"
+            } else {
+                "default"
+            },
             rng.next_u64() as u32 & 0x7fff_ffff,
             pod_suffix(rng)
         );
@@ -564,7 +672,9 @@ pub fn allocations(c: &Cluster, names: &[&str], rng: &mut Rng) -> Vec<(IpAddr, S
 
 fn pod_suffix(rng: &mut Rng) -> String {
     const A: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| A[rng.below(A.len() as u64) as usize] as char).collect()
+    (0..5)
+        .map(|_| A[rng.below(A.len() as u64) as usize] as char)
+        .collect()
 }
 
 /// Every node of the cluster as cilium-health sees it.
@@ -647,3 +757,512 @@ pub fn when(t: u64) -> String {
 
 pub const CT_INSERT_REASON: &str = CT_INSERT;
 pub const NAT_REASON: &str = NAT_NO_MAPPING;
+
+use crate::bundle::epoch;
+use crate::scenarios::{Scenario, baseline, big_node, grow, small_node};
+
+const APPS: &[&str] = &[
+    "orders-api",
+    "catalog",
+    "cart",
+    "search",
+    "checkout",
+    "coredns",
+    "notifications",
+    "frontend",
+];
+
+/// The kernel's nf_conntrack limit for a 4 GiB node (≥ 5.15: max = buckets).
+const NF_MAX_4G: u64 = 65_536;
+
+/// GC recalculations as the interval grows ×1.5 from 5 min (< 5 % deleted each run), the last
+/// one `last_before` seconds before collection; `steps` lines, capped at 12 h.
+fn gc_growth(last_before: u64, steps: usize, rng: &mut Rng) -> Vec<(u64, u64, u64, f64)> {
+    let mut chain = vec![300u64];
+    while chain.len() <= steps {
+        let next = ((*chain.last().unwrap_or(&300) as f64) * 1.5).round() as u64;
+        chain.push(next.min(43_200));
+    }
+    let mut out = Vec::new();
+    let mut at = last_before;
+    for i in (0..steps).rev() {
+        let ratio = (rng.range(2, 48) as f64) / 1000.0;
+        out.push((at, chain[i], chain[i + 1], ratio));
+        at += chain[i];
+    }
+    out.reverse();
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cilium_scenario(
+    case: &'static str,
+    title: &'static str,
+    name: &str,
+    pod_net: u8,
+    started: u64,
+    nf_entries: u64,
+    mut rng: Rng,
+    build: impl FnOnce(
+        &Cluster,
+        &Node,
+        &mut Rng,
+    ) -> (CiliumPlan, String, Option<&'static str>, Vec<&'static str>),
+) -> Scenario {
+    let node = small_node(name, pod_net, &mut rng);
+    let cluster = Cluster::new(&node, 22, &mut rng);
+    let classes = host_flows(&cluster, nf_entries, &mut rng);
+    let (first, rates) = baseline(&node, &mut rng);
+    let second = grow(&first, &rates, &mut rng);
+    let (plan, story, cause, contributors) = build(&cluster, &node, &mut rng);
+    let veths = (0..22)
+        .map(|_| format!("lxc{:012x}", rng.next_u64() & 0xffff_ffff_ffff))
+        .collect();
+    Scenario {
+        case,
+        title,
+        started,
+        max: NF_MAX_4G,
+        buckets: NF_MAX_4G,
+        max_origin: "the kernel's default for 4 GiB (= the bucket count on ≥ 5.15); no kube-proxy \
+                     runs to raise it"
+            .into(),
+        veths,
+        replaced_pods: 0,
+        classes,
+        count_drift: rng.range(0, 20) as i64 - 10,
+        first,
+        second,
+        episode: None,
+        expected_cause: cause,
+        expected_contributors: contributors,
+        story,
+        layer: Layer::Cilium(Box::new(plan)),
+        node,
+        rng,
+    }
+}
+
+fn plan_base(c: &Cluster, node: &Node, prefix: &str, rng: &mut Rng) -> CiliumPlan {
+    CiliumPlan {
+        ct: Vec::new(),
+        rising: Vec::new(),
+        pressure: Vec::new(),
+        gc_entries: Vec::new(),
+        gc_log: gc_growth(rng.range(20_000, 40_000), 3, rng),
+        monitor: Vec::new(),
+        monitor_seconds: 3,
+        nodes: health_nodes(c, node, prefix),
+        allocations: allocations(c, APPS, rng),
+        agent_pod: format!("cilium-{}", pod_suffix(rng)),
+        agent_started_before: rng.range(4, 9) * 86_400 + rng.range(0, 86_399),
+    }
+}
+
+fn gc_from(t: &[(CtMap, u64)], deleted_share: u64) -> Vec<(&'static str, &'static str, u64, u64)> {
+    t.iter()
+        .map(|(m, alive)| {
+            let (fam, proto) = match m {
+                CtMap::Tcp4 => ("ipv4", "TCP"),
+                CtMap::Any4 => ("ipv4", "non-TCP"),
+                CtMap::Tcp6 => ("ipv6", "TCP"),
+                CtMap::Any6 => ("ipv6", "non-TCP"),
+            };
+            (fam, proto, *alive, alive * deleted_share / 100)
+        })
+        .collect()
+}
+
+/// Entries of each map that `classes` will print.
+fn counts(classes: &[CtClass]) -> Vec<(CtMap, u64)> {
+    CtMap::ORDER
+        .iter()
+        .map(|m| {
+            (
+                *m,
+                classes
+                    .iter()
+                    .filter(|c| {
+                        let v6 = c.clients.first().is_some_and(IpAddr::is_ipv6);
+                        let udp = c.state == CtState::Udp;
+                        let cm = match (udp, v6) {
+                            (false, false) => CtMap::Tcp4,
+                            (true, false) => CtMap::Any4,
+                            (false, true) => CtMap::Tcp6,
+                            (true, true) => CtMap::Any6,
+                        };
+                        cm == *m
+                    })
+                    .map(|c| c.count)
+                    .sum(),
+            )
+        })
+        .collect()
+}
+
+pub fn cilium_ct_full(rng: Rng) -> Scenario {
+    cilium_scenario(
+        "cilium-ct-full",
+        "Cilium CT map full while netfilter is idle",
+        "edge-cil-04",
+        4,
+        epoch(2026, 11, 25, 9, 41, 17),
+        1_900,
+        rng,
+        |c, node, rng| {
+            let mut p = plan_base(c, node, "edge-cil", rng);
+            let clients = vec![c.local_pods[1], c.local_pods[4]];
+            let db = vec![c.remote_pods[7]];
+            let leak = 19_500;
+            p.ct.push(
+                CtClass::new(
+                    "orders-api connections to orders-db never closed",
+                    Dir::Out,
+                    CtState::Established,
+                    leak,
+                )
+                .between(clients.clone(), db.clone(), 5432),
+            );
+            p.ct.extend(busy_ct(c, 32_310 - leak - 16, rng));
+            p.ct.push(
+                CtClass::new("orders-api connecting", Dir::Out, CtState::Syn, 16).between(
+                    clients.clone(),
+                    db.clone(),
+                    5432,
+                ),
+            );
+            let n = counts(&p.ct);
+            p.pressure = vec![("ct4_global", 0.9981), ("ct_any4_global", 0.0914)];
+            p.gc_entries = gc_from(&n, 3);
+            p.rising = vec![(CT_INSERT, "EGRESS", 61_240, 58, 74, 1421, "bpf_lxc.c")];
+            p.monitor = drop_events(
+                171,
+                CT_INSERT,
+                &["-12"],
+                &c.local_pods,
+                &c.remote_pods,
+                8080,
+                "bpf_lxc.c",
+                1421,
+                rng,
+            );
+            let story = format!(
+                "A 2 vCPU / 4 GiB edge worker running Cilium {} with kube-proxy replacement \
+                 (socket LB, BPF host routing, BPF masquerading), so Service traffic never \
+                 touches netfilter. Two `orders-api` pods ({}, {}) keep a connection pool to \
+                 the `orders-db` backend {} that grows on every burst and never shrinks; each \
+                 pooled connection is one `TCP OUT` entry that lives for Cilium's 6 h TCP \
+                 timeout.\n\n\
+                 `cilium_ct4_global` holds about 98.6 % of its configured 32768 entries, \
+                 `CT: Map insertion failed` rises by about 58 packets/s between the two `bpf \
+                 metrics list` samples (and in the agent's `cilium_drop_count_total`), and the \
+                 3 s drop capture shows the failed inserts (`CT: Map insertion failed, -12`: \
+                 the LRU map could not hand out a free element). Meanwhile netfilter's table is \
+                 at a few percent of its limit with `drop`, `early_drop` and `insert_failed` at \
+                 0. A reader should conclude: the eBPF CT map is exhausted, not netfilter — \
+                 raise `bpf-ct-global-tcp-max` (the pinned 32768 is far below what dynamic \
+                 sizing would pick) and fix the leaking pool.",
+                cilium::VERSION,
+                clients[0],
+                clients[1],
+                db[0]
+            );
+            (p, story, Some("cilium.ct_map_exhausted"), vec![])
+        },
+    )
+}
+
+pub fn cilium_ct_pressure(rng: Rng) -> Scenario {
+    cilium_scenario(
+        "cilium-ct-pressure",
+        "Cilium CT map at 81 % under ordinary load",
+        "edge-cil-08",
+        8,
+        epoch(2026, 11, 26, 15, 2, 48),
+        2_300,
+        rng,
+        |c, node, rng| {
+            let mut p = plan_base(c, node, "edge-cil", rng);
+            p.ct = busy_ct(c, 26_540, rng);
+            let n = counts(&p.ct);
+            p.pressure = vec![("ct4_global", 0.7962)];
+            p.gc_entries = gc_from(&n, 9);
+            let story = format!(
+                "A 2 vCPU / 4 GiB edge worker (Cilium {}, kube-proxy replacement) with an \
+                 ordinary, busy traffic mix: pods calling Service backends (load-balanced at the \
+                 socket, so the CT entries name the backend pods), pods on other nodes calling \
+                 pods here, NodePort clients, masqueraded egress, DNS, a little IPv6.\n\n\
+                 `cilium_ct4_global` is at about 81 % of its configured 32768 entries, no drop \
+                 counter rises and the drop capture is empty. A reader should conclude: \
+                 pressure on the eBPF CT map — raise `bpf-ct-global-tcp-max` (or return to \
+                 dynamic sizing) before a peak fills it; netfilter is not involved.",
+                cilium::VERSION
+            );
+            (p, story, Some("cilium.ct_map_pressure"), vec![])
+        },
+    )
+}
+
+pub fn cilium_gc_lagging(rng: Rng) -> Scenario {
+    cilium_scenario(
+        "cilium-gc-lagging",
+        "Cilium CT garbage collection hours behind",
+        "edge-cil-10",
+        10,
+        epoch(2026, 11, 27, 10, 12, 33),
+        2_100,
+        rng,
+        |c, node, rng| {
+            let mut p = plan_base(c, node, "edge-cil", rng);
+            // The interval grew overnight to its 12 h ceiling; the last run was 3 h 10 min ago.
+            p.gc_log = gc_growth(11_400, 13, rng);
+            let chain: u64 = p.gc_log.iter().map(|g| g.1).sum();
+            p.agent_started_before = 11_400 + chain + 300 + rng.range(600, 3_000);
+            let batch: Vec<IpAddr> = c.local_pods[2..8].to_vec();
+            let expired = 11_400;
+            p.ct.push(
+                CtClass::new(
+                    "report jobs' closed connections, expired but not collected",
+                    Dir::Out,
+                    CtState::Closing,
+                    expired,
+                )
+                .between(batch.clone(), c.remote_pods.clone(), 8080)
+                .expired(9_000),
+            );
+            p.ct.push(
+                CtClass::new(
+                    "report jobs' DNS lookups, expired but not collected",
+                    Dir::Out,
+                    CtState::Udp,
+                    1_300,
+                )
+                .between(batch, c.coredns.clone(), 53)
+                .expired(9_000),
+            );
+            p.ct.extend(busy_ct(c, 27_200 - expired, rng));
+            let mut n = counts(&p.ct);
+            // The last GC run saw the map before the morning's batch jobs.
+            for (_, v) in &mut n {
+                *v = *v * 36 / 100;
+            }
+            p.pressure = vec![("ct4_global", 0.2871)];
+            p.gc_entries = gc_from(&n, 2);
+            let story = format!(
+                "A 2 vCPU / 4 GiB edge worker (Cilium {}, kube-proxy replacement). Overnight the \
+                 node was quiet: every CT garbage-collector run deleted under 5 % of the map, so \
+                 Cilium stretched the interval by 1.5× each time until it reached its 12 h \
+                 ceiling (the `Conntrack garbage collector interval recalculated` lines of the \
+                 agent log, the last one 3 h 10 min before collection). Then the morning's \
+                 report jobs opened and closed thousands of short connections; each closed \
+                 entry expires 10 s later, but nothing removes it until the next run, hours \
+                 away.\n\n\
+                 The CT dump holds about 83 % of `cilium_ct4_global`'s 32768 entries, and some \
+                 12,700 of them already expired by the dump's own clock (the newest \
+                 `Last*Report`). The agent's GC gauges and `cilium_bpf_map_pressure` (29 %) are \
+                 from that last run and lag far behind the map. No insert has failed yet. A \
+                 reader should conclude: pressure on the CT map, driven by garbage collection \
+                 falling behind — cap `conntrack-gc-max-interval` so dead entries leave before \
+                 they crowd out live ones.",
+                cilium::VERSION
+            );
+            (
+                p,
+                story,
+                Some("cilium.ct_map_pressure"),
+                vec!["cilium.ct_gc_lagging"],
+            )
+        },
+    )
+}
+
+pub fn cilium_nat_full(rng: Rng) -> Scenario {
+    cilium_scenario(
+        "cilium-nat-full",
+        "Cilium NAT map full: masqueraded egress fails",
+        "edge-cil-13",
+        13,
+        epoch(2026, 11, 28, 18, 27, 5),
+        1_700,
+        rng,
+        |c, node, rng| {
+            let mut p = plan_base(c, node, "edge-cil", rng);
+            let senders: Vec<IpAddr> = c.local_pods[3..9].to_vec();
+            let partner: Vec<IpAddr> = (20..24).map(|h| IpAddr::from([198, 51, 100, h])).collect();
+            p.ct.push(
+                CtClass::new(
+                    "webhook deliveries to the partner API in flight",
+                    Dir::Out,
+                    CtState::Established,
+                    9_300,
+                )
+                .between(senders.clone(), partner.clone(), 443),
+            );
+            p.ct.push(
+                CtClass::new(
+                    "webhook deliveries to the partner API, closing",
+                    Dir::Out,
+                    CtState::Closing,
+                    2_900,
+                )
+                .between(senders.clone(), partner.clone(), 443),
+            );
+            p.ct.extend(busy_ct(c, 7_400, rng));
+            let n = counts(&p.ct);
+            p.pressure = vec![("ct4_global", 0.5921), ("snat_v4_external", 0.9987)];
+            p.gc_entries = gc_from(&n, 12);
+            p.rising = vec![(NAT_NO_MAPPING, "EGRESS", 18_406, 37, 74, 1392, "bpf_host.c")];
+            p.monitor = drop_events(
+                109,
+                NAT_NO_MAPPING,
+                &[""],
+                &senders,
+                &partner,
+                443,
+                "bpf_host.c",
+                1392,
+                rng,
+            );
+            let story = format!(
+                "A 2 vCPU / 4 GiB edge worker (Cilium {}, kube-proxy replacement, BPF \
+                 masquerading). Six `notifications` pods deliver webhooks to a partner API \
+                 (198.51.100.20–23:443) with a new connection per delivery; every connection \
+                 leaving the cluster is masqueraded to the node's address and takes entries in \
+                 the NAT map, which this pool sizes at 32768 (two thirds of the pinned CT \
+                 sizes).\n\n\
+                 `No mapping for NAT masquerade` rises by about 37 packets/s between the \
+                 samples, the drop capture shows the failing SYNs toward the partner, and the \
+                 agent's pressure gauge for `snat_v4_external` reads 99.9 %. The CT maps are \
+                 at about 60 %, netfilter at a few percent. A reader should conclude: the NAT \
+                 map is exhausted — raise `bpf-nat-global-max` (with the CT sizes) and make the \
+                 senders reuse connections.",
+                cilium::VERSION
+            );
+            (p, story, Some("cilium.nat_map_exhausted"), vec![])
+        },
+    )
+}
+
+pub fn cilium_healthy(rng: Rng) -> Scenario {
+    cilium_scenario(
+        "cilium-healthy",
+        "Healthy Cilium node",
+        "edge-cil-15",
+        15,
+        epoch(2026, 11, 29, 11, 55, 40),
+        1_500,
+        rng,
+        |c, node, rng| {
+            let mut p = plan_base(c, node, "edge-cil", rng);
+            p.ct = busy_ct(c, 6_100, rng);
+            let n = counts(&p.ct);
+            p.pressure = vec![("ct4_global", 0.1822)];
+            p.gc_entries = gc_from(&n, 11);
+            let story = format!(
+                "A 2 vCPU / 4 GiB edge worker (Cilium {}, kube-proxy replacement) with the same \
+                 traffic mix as `cilium-ct-pressure`, at a quarter of the volume.\n\n\
+                 The CT maps are under a fifth full, no drop counter rises, the drop capture is \
+                 empty, the GC keeps pace and netfilter holds a few percent of its limit with \
+                 no drop. A reader — and the analyzer — should conclude that connection \
+                 tracking is not this node's problem, in either layer.",
+                cilium::VERSION
+            );
+            (p, story, None, vec![])
+        },
+    )
+}
+
+pub fn kube_proxy_stalled(mut rng: Rng) -> Scenario {
+    let node = big_node("wrk-large-01", 1, 8, 32_873_772 - 4 * 12, &mut rng);
+    let cluster = Cluster::new(&node, 31, &mut rng);
+    let classes = cluster.background(7_800, &mut rng);
+    let (first, rates) = baseline(&node, &mut rng);
+    let second = grow(&first, &rates, &mut rng);
+    let up = node.uptime_secs() as f64;
+    let syncs = (up / 31.0) as u64;
+    let mut buckets = [0u64; 15];
+    // Most partial syncs take 16–64 ms; full resyncs (one an hour) 128–256 ms.
+    let full = (up / 3600.0) as u64 + 1;
+    for (i, share) in [(3usize, 4u64), (4, 38), (5, 44), (6, 11), (7, 3)] {
+        buckets[i] = syncs * share / 100;
+    }
+    let mut full_buckets = [0u64; 15];
+    full_buckets[7] = full * 7 / 10;
+    full_buckets[8] = full - full * 7 / 10;
+    buckets[7] += full_buckets[7];
+    buckets[8] += full_buckets[8];
+    let total: u64 = buckets.iter().sum();
+    let sample = ProxySample {
+        last_applied: 0.0,
+        last_queued: 0.0,
+        sync_buckets: buckets,
+        sync_sum: total as f64 * 0.0291 + full as f64 * 0.151,
+        full_buckets,
+        full_sum: full as f64 * 0.171,
+        endpoint_changes_pending: 23,
+        endpoint_changes_total: syncs * 2 + 311,
+        service_changes_pending: 2,
+        service_changes_total: syncs / 9 + 40,
+        restore_failures: 0,
+        healthz_200: (up / 8.0) as u64 - 21,
+        healthz_503: 21,
+        livez_200: (up / 10.0) as u64,
+        rules_filter: 12,
+        rules_nat: 96 + 16 * 14,
+        programming: (0..60)
+            .map(|_| 0.4 + rng.range(0, 2600) as f64 / 1000.0)
+            .collect(),
+        cpu_seconds: up * 0.0042,
+        rss: 44_130_304,
+        open_fds: 17,
+        start_time: 0.0,
+        goroutines: 63,
+        rest_get_200: 14,
+        rest_put_200: 2,
+        rest_watch_200: (up / 420.0) as u64,
+    };
+    let started = epoch(2026, 11, 30, 8, 19, 52);
+    let mut sample = sample;
+    sample.start_time = (started - node.uptime_secs() + 41) as f64 + 0.37;
+    let plan = ProxyPlan {
+        applied_before: 612.4 + rng.range(0, 900) as f64 / 1000.0,
+        queued_before: 287.9 + rng.range(0, 900) as f64 / 1000.0,
+        sample,
+    };
+    let story = "An 8 vCPU / 32 GiB worker with flannel and kube-proxy v1.29 in iptables mode. \
+         About ten minutes before collection kube-proxy started a sync whose `iptables-restore` \
+         never returned (it hung in the kernel; no failure was counted). Endpoint changes from a \
+         rollout kept arriving until about five minutes before collection and are all still \
+         pending: `kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds` is newer than \
+         `..._last_timestamp_seconds` and older than 2 minutes at the manifest's sample time, \
+         `/healthz` has started answering 503, and the sync-duration histogram — which only \
+         records finished syncs — still looks normal.\n\n\
+         Netfilter itself is fine (a few percent of its limit, no drop). A reader should \
+         conclude: kube-proxy has stalled — new endpoints are not in the rules and traffic to \
+         removed pods keeps its stale conntrack entries; look at kube-proxy's log and the \
+         stuck `iptables-restore` on the node."
+        .to_string();
+    Scenario {
+        case: "kube-proxy-stalled",
+        title: "kube-proxy stopped applying rule changes",
+        started,
+        max: 262_144,
+        buckets: 262_144,
+        max_origin: "kube-proxy's `max(131072, 32768 × 8 CPUs)` = 262144, also the kernel \
+                     default for 32 GiB"
+            .into(),
+        veths: crate::scenarios::veths(31, &mut rng),
+        replaced_pods: 5,
+        classes,
+        count_drift: rng.range(0, 30) as i64 - 15,
+        first,
+        second,
+        episode: None,
+        expected_cause: Some("kube_proxy.sync_stalled"),
+        expected_contributors: vec![],
+        story,
+        layer: Layer::KubeProxy(Box::new(plan)),
+        node,
+        rng,
+    }
+}

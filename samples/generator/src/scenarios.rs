@@ -76,6 +76,12 @@ pub fn all(seed: u64) -> Vec<Scenario> {
         undersized_table(root.fork("undersized-table")),
         full_earlier(root.fork("full-earlier")),
         pressure(root.fork("pressure")),
+        crate::layers::cilium_ct_full(root.fork("cilium-ct-full")),
+        crate::layers::cilium_ct_pressure(root.fork("cilium-ct-pressure")),
+        crate::layers::cilium_gc_lagging(root.fork("cilium-gc-lagging")),
+        crate::layers::cilium_nat_full(root.fork("cilium-nat-full")),
+        crate::layers::kube_proxy_stalled(root.fork("kube-proxy-stalled")),
+        crate::layers::cilium_healthy(root.fork("cilium-healthy")),
     ]
 }
 
