@@ -439,15 +439,14 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
         let (layer, limit, fill) = match &s.layer {
             crate::layers::Layer::Netfilter => continue,
             crate::layers::Layer::Cilium(p) => {
-                let tcp4: u64 = p
-                    .ct
-                    .iter()
-                    .filter(|c| {
-                        c.state != crate::cilium::CtState::Udp
-                            && c.clients.first().is_some_and(|a| a.is_ipv4())
-                    })
-                    .map(|c| c.count)
-                    .sum();
+                let tcp4: u64 =
+                    p.ct.iter()
+                        .filter(|c| {
+                            c.state != crate::cilium::CtState::Udp
+                                && c.clients.first().is_some_and(|a| a.is_ipv4())
+                        })
+                        .map(|c| c.count)
+                        .sum();
                 (
                     format!("Cilium {} (KPR)", crate::cilium::VERSION),
                     crate::layers::TCP_MAX.to_string(),
@@ -568,10 +567,13 @@ mod tests {
 
 /// The text of member `path` of a collection.
 fn member_text<'a>(c: &'a Collection, path: &str) -> Option<&'a str> {
-    c.members.iter().find(|m| m.path == path).and_then(|m| match &m.body {
-        Body::Text(t) => std::str::from_utf8(t).ok(),
-        Body::List(_) => None,
-    })
+    c.members
+        .iter()
+        .find(|m| m.path == path)
+        .and_then(|m| match &m.body {
+            Body::Text(t) => std::str::from_utf8(t).ok(),
+            Body::List(_) => None,
+        })
 }
 
 fn start_ms(c: &Collection, path: &str) -> Option<u64> {
@@ -592,7 +594,13 @@ fn packets(table: &str, reason: &str) -> u64 {
     table
         .lines()
         .filter(|l| l.starts_with(reason) && l[reason.len()..].starts_with("  "))
-        .filter_map(|l| l[reason.len()..].split_whitespace().nth(1)?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l[reason.len()..]
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }
 
@@ -699,7 +707,10 @@ pub fn layer_section(s: &Scenario, c: &Collection) -> String {
             );
             let log = member_text(c, "cilium/agent-log.txt").unwrap_or("");
             if let Some(last) = log.lines().last() {
-                let _ = writeln!(o, "Last GC pacing line of the agent log:\n\n```\n{last}\n```\n");
+                let _ = writeln!(
+                    o,
+                    "Last GC pacing line of the agent log:\n\n```\n{last}\n```\n"
+                );
             }
         }
         Layer::KubeProxy(_) => {
@@ -708,11 +719,14 @@ pub fn layer_section(s: &Scenario, c: &Collection) -> String {
                 let path = format!("kube-proxy/metrics.{n}.txt");
                 let t = member_text(c, &path).unwrap_or("");
                 let at = start_ms(c, &path).unwrap_or(0) as f64 / 1000.0;
-                let applied = prom(t, "kubeproxy_sync_proxy_rules_last_timestamp_seconds", "")
-                    .unwrap_or(0.0);
-                let queued =
-                    prom(t, "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", "")
-                        .unwrap_or(0.0);
+                let applied =
+                    prom(t, "kubeproxy_sync_proxy_rules_last_timestamp_seconds", "").unwrap_or(0.0);
+                let queued = prom(
+                    t,
+                    "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+                    "",
+                )
+                .unwrap_or(0.0);
                 let pending = prom(t, "kubeproxy_sync_proxy_rules_endpoint_changes_pending", "")
                     .unwrap_or(0.0);
                 let h503 = prom(t, "kubeproxy_proxy_healthz_total", "code=\"503\"").unwrap_or(0.0);
@@ -728,10 +742,9 @@ pub fn layer_section(s: &Scenario, c: &Collection) -> String {
                 );
             }
             let t = member_text(c, "kube-proxy/metrics.1.txt").unwrap_or("");
-            let count = prom(t, "kubeproxy_sync_proxy_rules_duration_seconds_count", "")
-                .unwrap_or(0.0);
-            let sum =
-                prom(t, "kubeproxy_sync_proxy_rules_duration_seconds_sum", "").unwrap_or(0.0);
+            let count =
+                prom(t, "kubeproxy_sync_proxy_rules_duration_seconds_count", "").unwrap_or(0.0);
+            let sum = prom(t, "kubeproxy_sync_proxy_rules_duration_seconds_sum", "").unwrap_or(0.0);
             let _ = writeln!(
                 o,
                 "\nSync-duration histogram: {count} finished syncs, {:.3} s on average (the hung \
