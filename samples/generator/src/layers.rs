@@ -694,6 +694,7 @@ pub fn health_nodes(c: &Cluster, this: &Node, prefix: &str) -> Vec<(String, IpAd
 }
 
 /// Monitor drop events for a reason, spread over the pods.
+#[allow(clippy::too_many_arguments)]
 pub fn drop_events(
     n: usize,
     reason: &str,
