@@ -541,30 +541,6 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
     o
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dmesg_stats_count_both_table_full_shapes() {
-        let text = "[ 8349.694398] nf_conntrack: nf_conntrack: table full, dropping packet\n\
-                    [ 8354.700001] net_ratelimit: 1234 callbacks suppressed\n\
-                    [ 8354.708818] nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n\
-                    [ 8360.000000] cni0: port 1(veth0) entered forwarding state\n";
-        let s = DmesgStats::from_text(text);
-        assert_eq!(
-            s,
-            DmesgStats {
-                table_full: 2,
-                table_full_netns: 1,
-                ratelimit_lines: 1,
-                suppressed: 1234,
-                last_full_us: Some(8_354_708_818),
-            }
-        );
-    }
-}
-
 /// The text of member `path` of a collection.
 fn member_text<'a>(c: &'a Collection, path: &str) -> Option<&'a str> {
     c.members
@@ -755,4 +731,28 @@ pub fn layer_section(s: &Scenario, c: &Collection) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dmesg_stats_count_both_table_full_shapes() {
+        let text = "[ 8349.694398] nf_conntrack: nf_conntrack: table full, dropping packet\n\
+                    [ 8354.700001] net_ratelimit: 1234 callbacks suppressed\n\
+                    [ 8354.708818] nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet\n\
+                    [ 8360.000000] cni0: port 1(veth0) entered forwarding state\n";
+        let s = DmesgStats::from_text(text);
+        assert_eq!(
+            s,
+            DmesgStats {
+                table_full: 2,
+                table_full_netns: 1,
+                ratelimit_lines: 1,
+                suppressed: 1234,
+                last_full_us: Some(8_354_708_818),
+            }
+        );
+    }
 }
