@@ -115,6 +115,7 @@ impl Big {
                 veths: self.veths.clone(),
                 replaced: 0,
                 full: None,
+                cilium: false,
             },
             &mut rng,
         );
@@ -124,8 +125,12 @@ impl Big {
                 max: self.max,
                 buckets,
                 count,
+                kube_proxy: true,
             },
-            &Interfaces { veths: &self.veths },
+            &Interfaces {
+                veths: &self.veths,
+                cilium: false,
+            },
         );
         let collection = assemble(
             node,
@@ -136,6 +141,7 @@ impl Big {
                 dmesg,
                 sysctl,
                 list: self.list.clone(),
+                extra: crate::layers::Extra::default(),
                 samples: [(count, rows0), (count, rows1)],
             },
             &mut rng,

@@ -109,6 +109,8 @@ pub struct Member {
     pub source: String,
     pub argv: Option<Vec<String>>,
     pub file: Option<String>,
+    /// For a member fetched over HTTP: the URL (then `argv` and `file` are `None`).
+    pub url: Option<String>,
     pub fallback_for: Option<String>,
     pub sample: Option<u32>,
     /// Milliseconds after the collection started that the command started.
@@ -127,6 +129,7 @@ impl Member {
             source: argv.join(" "),
             argv: Some(argv.iter().map(|s| s.to_string()).collect()),
             file: None,
+            url: None,
             fallback_for: None,
             sample: None,
             start_ms: 0,
@@ -142,6 +145,16 @@ impl Member {
             source: file.to_string(),
             argv: None,
             file: Some(file.to_string()),
+            ..Member::command(path, &[], body)
+        }
+    }
+
+    /// A member fetched with `GET url`.
+    pub fn http(path: &str, url: &str, body: Body) -> Member {
+        Member {
+            source: format!("GET {url}"),
+            argv: None,
+            url: Some(url.to_string()),
             ..Member::command(path, &[], body)
         }
     }
@@ -219,6 +232,8 @@ struct ManifestMember<'a> {
     source: &'a str,
     argv: &'a Option<Vec<String>>,
     file: &'a Option<String>,
+    #[serde(skip_serializing_if = "is_none")]
+    url: &'a Option<String>,
     fallback_for: &'a Option<String>,
     exit_status: i32,
     duration_ms: u64,
@@ -231,6 +246,10 @@ struct ManifestMember<'a> {
     /// For a stderr capture: the member it belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     stderr_of: Option<&'a str>,
+}
+
+fn is_none(v: &&Option<String>) -> bool {
+    v.is_none()
 }
 
 /// What writing a bundle measured.
@@ -265,6 +284,7 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
             source: &m.source,
             argv: &m.argv,
             file: &m.file,
+            url: &m.url,
             fallback_for: &m.fallback_for,
             exit_status: 0,
             duration_ms: m.duration_ms,
@@ -283,6 +303,7 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
                 source: &m.source,
                 argv: &m.argv,
                 file: &m.file,
+                url: &m.url,
                 fallback_for: &m.fallback_for,
                 exit_status: 0,
                 duration_ms: 0,

@@ -42,6 +42,9 @@ pub struct LogPlan {
     /// Pods replaced since boot (each leaves an "entered disabled state" block).
     pub replaced: usize,
     pub full: Option<FullEpisode>,
+    /// A Cilium node: no `cni0` bridge and no flannel overlay, so no bridge-port lines (Cilium's
+    /// `lxc…` devices are not bridge ports).
+    pub cilium: bool,
 }
 
 /// `[%5lu.%06lu] ` as `dmesg` prints the monotonic timestamp.
@@ -79,8 +82,14 @@ impl Log {
 /// The whole `dmesg` output for `node`, read at collection time (the node's uptime).
 pub fn dmesg(node: &Node, boot_epoch: u64, plan: &LogPlan, rng: &mut Rng) -> String {
     let mut log = Log { lines: Vec::new() };
-    boot(&mut log, node, boot_epoch, rng);
+    boot(&mut log, node, boot_epoch, plan.cilium, rng);
     let now_us = node.uptime_cs * 10_000;
+    if plan.cilium {
+        if let Some(ep) = plan.full {
+            table_full(&mut log, now_us, &ep, rng);
+        }
+        return log.render();
+    }
 
     // Pods started at boot, one veth block each, then replacements spread over the uptime.
     let mut t = 14_180_000 + rng.range(0, 400_000);
@@ -180,7 +189,7 @@ fn table_full(log: &mut Log, now_us: u64, ep: &FullEpisode, rng: &mut Rng) {
 
 /// Boot messages of `6.1.0-28-cloud-amd64` on a KVM guest, trimmed to the lines a support
 /// engineer scrolls past; values that depend on the machine are filled in.
-fn boot(log: &mut Log, node: &Node, boot_epoch: u64, rng: &mut Rng) {
+fn boot(log: &mut Log, node: &Node, boot_epoch: u64, cilium: bool, rng: &mut Rng) {
     let cpus = node.cpus;
     let mem_kb = node.mem_kb;
     let phys_kb = (mem_kb + 200_000).div_ceil(4096) * 4096;
@@ -276,6 +285,9 @@ fn boot(log: &mut Log, node: &Node, boot_epoch: u64, rng: &mut Rng) {
         (12_880_152, "IPv6: ADDRCONF(NETDEV_CHANGE): flannel.1: link becomes ready".into()),
     ];
     for (t, text) in lines {
+        if cilium && text.contains("flannel.1") {
+            continue;
+        }
         log.push(t, text);
     }
 }
@@ -309,6 +321,7 @@ mod tests {
             veths,
             replaced: 1,
             full: Some(ep),
+            cilium: false,
         };
         let log = dmesg(&node(), 1_700_000_000, &plan, &mut rng);
         let printed = log.matches("table full").count() as u64;

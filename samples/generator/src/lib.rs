@@ -14,10 +14,14 @@
 
 pub mod big;
 pub mod bundle;
+pub mod cilium;
 pub mod cluster;
 pub mod conntrack;
 pub mod flows;
+pub mod gofmt;
 pub mod kernel_log;
+pub mod kube_proxy;
+pub mod layers;
 pub mod node;
 pub mod readme;
 pub mod rng;
@@ -59,7 +63,14 @@ pub fn generate_all(out: &Path, seed: u64) -> io::Result<Vec<Generated>> {
         let tally = written.tally.clone().unwrap_or_default();
         let measured =
             readme::Measured::new(&c, file_name, written.bytes, written.list_bytes, tally);
-        fs::write(dir.join("README.md"), readme::scenario(&s, &measured))?;
+        let mut text = readme::scenario(&s, &measured);
+        let layer = readme::layer_section(&s, &c);
+        if !layer.is_empty() {
+            // Beside netfilter's numbers, before them: the layer the sample is about.
+            let at = text.find("## Key numbers").unwrap_or(text.len());
+            text.insert_str(at, &layer);
+        }
+        fs::write(dir.join("README.md"), text)?;
         fs::write(
             dir.join("expected.json"),
             expected_json(&s, &file_name_of(&path)),

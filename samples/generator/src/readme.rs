@@ -409,7 +409,10 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
         "| case | node | max | count (utilization) | expected cause | contributors | bundle |\n\
          |---|---|---:|---:|---|---|---:|\n",
     );
-    for (s, m) in rows {
+    for (s, m) in rows
+        .iter()
+        .filter(|(s, _)| matches!(s.layer, crate::layers::Layer::Netfilter))
+    {
         let _ = writeln!(
             o,
             "| [`{}`]({}/README.md) | {} vCPU / {} | {} | {} ({}) | {} | {} | {} bytes |",
@@ -426,6 +429,65 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
         );
     }
     o.push_str(
+        "\nThe layers beside netfilter — Cilium's eBPF maps and kube-proxy — have their own \
+         samples. On the Cilium nodes netfilter only sees host-network traffic and stays at a few \
+         percent of its limit; the limit in the table is the eBPF map's:\n\n\
+         | case | node | layer | limit | what fills it | expected cause | contributors | bundle |\n\
+         |---|---|---|---:|---|---|---|---:|\n",
+    );
+    for (s, m) in rows {
+        let (layer, limit, fill) = match &s.layer {
+            crate::layers::Layer::Netfilter => continue,
+            crate::layers::Layer::Cilium(p) => {
+                let tcp4: u64 =
+                    p.ct.iter()
+                        .filter(|c| {
+                            c.state != crate::cilium::CtState::Udp
+                                && c.clients.first().is_some_and(|a| a.is_ipv4())
+                        })
+                        .map(|c| c.count)
+                        .sum();
+                (
+                    format!("Cilium {} (KPR)", crate::cilium::VERSION),
+                    crate::layers::TCP_MAX.to_string(),
+                    format!(
+                        "`cilium_ct4_global` {tcp4} ({})",
+                        pct_str(tcp4, crate::layers::TCP_MAX)
+                    ),
+                )
+            }
+            crate::layers::Layer::KubeProxy(p) => (
+                "kube-proxy v1.29 (iptables)".to_string(),
+                "—".to_string(),
+                format!(
+                    "change queued {:.0} s before collection, last apply {:.0} s before",
+                    p.queued_before, p.applied_before
+                ),
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "| [`{}`]({}/README.md) | {} vCPU / {} | {layer} | {limit} | {fill} | {} | {} | {} bytes |",
+            s.case,
+            s.case,
+            s.node.cpus,
+            gib(s.node.mem_kb),
+            cause(s),
+            ids(&s.expected_contributors),
+            m.bytes
+        );
+    }
+    o.push_str(
+        "\nThe Cilium samples are Cilium 1.18 (`cilium-dbg` 1.18.4: CT entries in the 1.17/1.18 \
+         shape `Packets= Bytes= … BackendID=` without `NatPort`, `bpf metrics list` with `LINE` \
+         and `FILE`, the agent log in slog text) on 2 vCPU / 4 GiB edge workers whose Helm \
+         values pin the map sizes: `bpf.ctTcpMax: 32768`, `bpf.ctAnyMax: 16384`, \
+         `bpf.mapDynamicSizeRatio: 0` (NAT auto-sized to 32768). Dynamic sizing never goes \
+         below 131072 TCP entries, and a CT line compresses to about 18 bytes, so only a pinned, \
+         small limit keeps a full map under 1 MB. The kube-proxy sample is kube-proxy v1.29 in \
+         iptables mode beside flannel.\n",
+    );
+    o.push_str(
         "\n## What is in a bundle\n\n\
          The layout of [docs/bundle-format.md](../docs/bundle-format.md): `node/` (uname, \
          os-release, meminfo, cpus, uptime), `kernel/dmesg.txt`, `sysctl/net.txt` (with its \
@@ -435,9 +497,12 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
          with the size and SHA-256 of every member. The manifest's `failed` list records the \
          sources these nodes do not have (no Cilium, no IPVS) and kube-proxy's metrics endpoint, \
          which refused connections on these nodes, so the analyzer's missing-data path is \
-         exercised too.\n\n\
-         All nodes are Debian 12 with kernel 6.1.0-28-cloud-amd64, flannel (VXLAN) and \
-         kube-proxy in iptables mode. Pods are in 10.244.0.0/16 (a /24 per node), Services in \
+         exercised too. The Cilium bundles add `cilium/` (CT dump, `config -a`, `status \
+         --verbose`, a 3 s `monitor --type drop` capture, the agent log, and per sample `bpf \
+         metrics list` and the agent's Prometheus text); the kube-proxy bundle adds \
+         `kube-proxy/` (`/metrics` per sample, `/proxyMode`).\n\n\
+         All nodes are Debian 12 with kernel 6.1.0-28-cloud-amd64; the netfilter samples and \
+         `kube-proxy-stalled` run flannel (VXLAN) and kube-proxy in iptables mode. Pods are in 10.244.0.0/16 (a /24 per node), Services in \
          10.96.0.0/12 (kube-dns 10.96.0.10), nodes in 10.0.0.0/16; outside clients and APIs use \
          the documentation ranges 203.0.113.0/24 and 198.51.100.0/24.\n\n\
          Each bundle must stay under 1 MB, and a conntrack line compresses to 12–18 bytes, so \
@@ -456,7 +521,14 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
          would mostly succeed at early drop and print fewer drops than shown; the samples keep \
          `drop` rising because that is the signal the scenario is about.\n\
          - `conntrack -S` prints one row per online CPU; real VMs sometimes report more possible \
-         CPUs (rows of zeros).\n\n\
+         CPUs (rows of zeros).\n\
+         - The Cilium agent logs (`cilium/agent-log.txt`) hold only the CT garbage collector's \
+         pacing lines; a real `kubectl logs` also has the start-up banner and every other \
+         subsystem's messages.\n\
+         - `cilium-dbg config -a` is abridged to the fields a reader of these samples needs; the \
+         real read-only list has a few hundred.\n\
+         - The Cilium nodes reuse the netfilter samples' Debian 12 / 6.1 node files; the version \
+         strings of Cilium, Kubernetes and kube-proxy and their build hashes are made up.\n\n\
          ## Large bundles for benchmarks\n\n\
          ```sh\n\
          cargo run --release -p ctdiag-samples -- big --entries 1000000 --out /tmp/big.tar.gz\n\
@@ -466,6 +538,198 @@ pub fn index(rows: &[(&Scenario, &Measured)]) -> String {
          healthy traffic mix on a node sized so the table is at most 60 % full. Those files are \
          not committed.\n",
     );
+    o
+}
+
+/// The text of member `path` of a collection.
+fn member_text<'a>(c: &'a Collection, path: &str) -> Option<&'a str> {
+    c.members
+        .iter()
+        .find(|m| m.path == path)
+        .and_then(|m| match &m.body {
+            Body::Text(t) => std::str::from_utf8(t).ok(),
+            Body::List(_) => None,
+        })
+}
+
+fn start_ms(c: &Collection, path: &str) -> Option<u64> {
+    c.members
+        .iter()
+        .find(|m| m.path == path)
+        .map(|m| c.started * 1000 + m.start_ms)
+}
+
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|t| t.strip_prefix(key))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Packets of `reason` in a `bpf metrics list` table, summed over rows.
+fn packets(table: &str, reason: &str) -> u64 {
+    table
+        .lines()
+        .filter(|l| l.starts_with(reason) && l[reason.len()..].starts_with("  "))
+        .filter_map(|l| {
+            l[reason.len()..]
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A Prometheus sample's value (first series of `name` whose line contains `filter`).
+fn prom(text: &str, name: &str, filter: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(filter))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `## The eBPF layer` / `## kube-proxy`: the numbers of the members beside netfilter, measured
+/// from the printed text.
+pub fn layer_section(s: &Scenario, c: &Collection) -> String {
+    use crate::layers::{ANY_MAX, Layer, NAT_MAX, TCP_MAX};
+    let mut o = String::new();
+    match &s.layer {
+        Layer::Netfilter => {}
+        Layer::Cilium(_) => {
+            let _ = writeln!(o, "## The eBPF layer (Cilium {})\n", crate::cilium::VERSION);
+            let _ = writeln!(
+                o,
+                "Kube-proxy replacement on (socket LB, BPF host routing, BPF masquerading, native \
+                 routing, dual stack). Map limits — {}.\n",
+                crate::layers::LIMITS_ORIGIN
+            );
+            let ct = member_text(c, "cilium/ct-list-global.txt").unwrap_or("");
+            let mut now = 0;
+            let mut maps: Vec<Vec<u64>> = vec![Vec::new()];
+            for l in ct.lines() {
+                if l.is_empty() {
+                    maps.push(Vec::new());
+                    continue;
+                }
+                let last = field(l, "LastRxReport=")
+                    .unwrap_or(0)
+                    .max(field(l, "LastTxReport=").unwrap_or(0));
+                now = now.max(last);
+                if let Some(v) = maps.last_mut() {
+                    v.push(field(l, "expires=").unwrap_or(0));
+                }
+            }
+            let _ = writeln!(
+                o,
+                "`cilium/ct-list-global.txt` (`cilium-dbg bpf ct list global`), clock of the dump \
+                 (newest `Last*Report`) {now} s:\n"
+            );
+            let _ = writeln!(
+                o,
+                "| map | entries | limit | fill | expired by the dump's clock |\n|---|---:|---:|---:|---:|"
+            );
+            let names = [
+                ("cilium_ct4_global", TCP_MAX),
+                ("cilium_ct_any4_global", ANY_MAX),
+                ("cilium_ct6_global", TCP_MAX),
+                ("cilium_ct_any6_global", ANY_MAX),
+            ];
+            for ((name, max), e) in names.iter().zip(&maps) {
+                let expired = e.iter().filter(|x| **x < now).count() as u64;
+                let _ = writeln!(
+                    o,
+                    "| `{name}` | {} | {max} | {} | {expired} |",
+                    e.len(),
+                    pct_str(e.len() as u64, *max)
+                );
+            }
+            o.push('\n');
+            let m0 = member_text(c, "cilium/metrics.0.txt").unwrap_or("");
+            let m1 = member_text(c, "cilium/metrics.1.txt").unwrap_or("");
+            let _ = writeln!(
+                o,
+                "Drop counters of `cilium-dbg bpf metrics list`, two samples 5 s apart:\n\n\
+                 | reason | sample 0 | sample 1 | change |\n|---|---:|---:|---:|"
+            );
+            for r in [crate::cilium::CT_INSERT, crate::cilium::NAT_NO_MAPPING] {
+                let (a, b) = (packets(m0, r), packets(m1, r));
+                let _ = writeln!(o, "| `{r}` | {a} | {b} | {} |", delta(a, b));
+            }
+            let mon = member_text(c, "cilium/monitor-drop.txt").unwrap_or("");
+            let events = mon.lines().filter(|l| l.starts_with("xx drop (")).count();
+            let p = member_text(c, "cilium/prometheus.1.txt").unwrap_or("");
+            let pressure: Vec<String> = p
+                .lines()
+                .filter(|l| l.starts_with("cilium_bpf_map_pressure{"))
+                .map(|l| format!("`{l}`"))
+                .collect();
+            let alive = prom(
+                p,
+                "cilium_datapath_conntrack_gc_entries",
+                "family=\"ipv4\",protocol=\"TCP\",status=\"alive\"",
+            )
+            .unwrap_or(0.0);
+            let _ = writeln!(
+                o,
+                "\n`cilium/monitor-drop.txt`: {events} drop events. Agent metrics \
+                 (`cilium/prometheus.N.txt`, the agent's `:9962/metrics`): {}; the last GC run \
+                 found {alive} live IPv4 TCP entries. NAT map limit {NAT_MAX}.\n",
+                if pressure.is_empty() {
+                    "no `cilium_bpf_map_pressure` series (exported only above a threshold)"
+                        .to_string()
+                } else {
+                    pressure.join(", ")
+                }
+            );
+            let log = member_text(c, "cilium/agent-log.txt").unwrap_or("");
+            if let Some(last) = log.lines().last() {
+                let _ = writeln!(
+                    o,
+                    "Last GC pacing line of the agent log:\n\n```\n{last}\n```\n"
+                );
+            }
+        }
+        Layer::KubeProxy(_) => {
+            let _ = writeln!(o, "## kube-proxy (v1.29.10, iptables mode)\n");
+            for n in 0..2 {
+                let path = format!("kube-proxy/metrics.{n}.txt");
+                let t = member_text(c, &path).unwrap_or("");
+                let at = start_ms(c, &path).unwrap_or(0) as f64 / 1000.0;
+                let applied =
+                    prom(t, "kubeproxy_sync_proxy_rules_last_timestamp_seconds", "").unwrap_or(0.0);
+                let queued = prom(
+                    t,
+                    "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+                    "",
+                )
+                .unwrap_or(0.0);
+                let pending = prom(t, "kubeproxy_sync_proxy_rules_endpoint_changes_pending", "")
+                    .unwrap_or(0.0);
+                let h503 = prom(t, "kubeproxy_proxy_healthz_total", "code=\"503\"").unwrap_or(0.0);
+                let _ = writeln!(
+                    o,
+                    "- sample {n} (`{path}`, read at {}): last apply {:.1} s before, last queued \
+                     change {:.1} s before (queued newer than applied: {}), {pending} endpoint \
+                     changes pending, `/healthz` answered 503 {h503} times.",
+                    crate::layers::when(at as u64),
+                    at - applied,
+                    at - queued,
+                    queued > applied
+                );
+            }
+            let t = member_text(c, "kube-proxy/metrics.1.txt").unwrap_or("");
+            let count =
+                prom(t, "kubeproxy_sync_proxy_rules_duration_seconds_count", "").unwrap_or(0.0);
+            let sum = prom(t, "kubeproxy_sync_proxy_rules_duration_seconds_sum", "").unwrap_or(0.0);
+            let _ = writeln!(
+                o,
+                "\nSync-duration histogram: {count} finished syncs, {:.3} s on average (the hung \
+                 sync is not in it). `kube-proxy/proxy-mode.txt`: `{}`.\n",
+                if count > 0.0 { sum / count } else { 0.0 },
+                member_text(c, "kube-proxy/proxy-mode.txt").unwrap_or("")
+            );
+        }
+    }
     o
 }
 

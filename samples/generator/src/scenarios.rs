@@ -19,6 +19,7 @@ use crate::cluster::{Cluster, Service, node_ip};
 use crate::conntrack::{ListFormat, TcpState};
 use crate::flows::{FlowClass, Pool};
 use crate::kernel_log::{self, FullEpisode, LogPlan};
+use crate::layers::{Extra, Layer};
 use crate::node::{self, KERNEL_RELEASE, Node};
 use crate::rng::Rng;
 use crate::stats::{self, Counters};
@@ -57,7 +58,9 @@ pub struct Scenario {
     pub expected_contributors: Vec<&'static str>,
     /// What the node looks like and what a reader should conclude (Markdown).
     pub story: String,
-    rng: Rng,
+    /// What the node runs beside netfilter (Cilium, kube-proxy) and its members.
+    pub layer: crate::layers::Layer,
+    pub(crate) rng: Rng,
 }
 
 /// Every scenario, in the order of the index.
@@ -73,11 +76,17 @@ pub fn all(seed: u64) -> Vec<Scenario> {
         undersized_table(root.fork("undersized-table")),
         full_earlier(root.fork("full-earlier")),
         pressure(root.fork("pressure")),
+        crate::layers::cilium_ct_full(root.fork("cilium-ct-full")),
+        crate::layers::cilium_ct_pressure(root.fork("cilium-ct-pressure")),
+        crate::layers::cilium_gc_lagging(root.fork("cilium-gc-lagging")),
+        crate::layers::cilium_nat_full(root.fork("cilium-nat-full")),
+        crate::layers::kube_proxy_stalled(root.fork("kube-proxy-stalled")),
+        crate::layers::cilium_healthy(root.fork("cilium-healthy")),
     ]
 }
 
 /// A 2 vCPU / 4 GiB worker of the pool whose image sets `nf_conntrack_max = 32768`.
-fn small_node(name: &str, pod_net: u8, rng: &mut Rng) -> Node {
+pub(crate) fn small_node(name: &str, pod_net: u8, rng: &mut Rng) -> Node {
     Node {
         name: name.to_string(),
         cpus: 2,
@@ -88,7 +97,7 @@ fn small_node(name: &str, pod_net: u8, rng: &mut Rng) -> Node {
     }
 }
 
-fn big_node(name: &str, pod_net: u8, cpus: u32, mem_kb: u64, rng: &mut Rng) -> Node {
+pub(crate) fn big_node(name: &str, pod_net: u8, cpus: u32, mem_kb: u64, rng: &mut Rng) -> Node {
     Node {
         name: name.to_string(),
         cpus,
@@ -108,7 +117,7 @@ const SMALL_MAX_ORIGIN: &str = "set by the node image's `/etc/sysctl.d/90-conntr
 
 /// Counters every node has after days of uptime, drops aside: a few invalid packets, hash
 /// restarts, resolved clashes. `rates` are per second.
-fn baseline(node: &Node, rng: &mut Rng) -> (Counters, Counters) {
+pub(crate) fn baseline(node: &Node, rng: &mut Rng) -> (Counters, Counters) {
     let up = node.uptime_secs();
     let first = Counters {
         found: up / 200 + rng.range(0, 50),
@@ -128,7 +137,7 @@ fn baseline(node: &Node, rng: &mut Rng) -> (Counters, Counters) {
 
 /// Second-sample counters: `rates` per second over the 5 s interval, each rise jittered by up to
 /// ±5 % (drops do not arrive on a metronome).
-fn grow(first: &Counters, rates: &Counters, rng: &mut Rng) -> Counters {
+pub(crate) fn grow(first: &Counters, rates: &Counters, rng: &mut Rng) -> Counters {
     let secs = SAMPLE_INTERVAL_MS / 1000;
     let mut j = |r: u64| {
         let d = r * secs;
@@ -153,7 +162,7 @@ fn about(x: u64, rng: &mut Rng) -> u64 {
     x - x / 20 + rng.range(0, x / 10)
 }
 
-fn veths(n: usize, rng: &mut Rng) -> Vec<String> {
+pub(crate) fn veths(n: usize, rng: &mut Rng) -> Vec<String> {
     (0..n).map(|_| kernel_log::veth_name(rng)).collect()
 }
 
@@ -216,6 +225,7 @@ fn healthy(mut rng: Rng) -> Scenario {
                 analyzer — should conclude that connection tracking is not this node's problem \
                 and look elsewhere."
             .into(),
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -302,6 +312,7 @@ fn timewait_churn(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_exhausted"),
         expected_contributors: vec!["nf.timewait_churn", "nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -373,6 +384,7 @@ fn dns_udp_flood(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_exhausted"),
         expected_contributors: vec!["nf.udp_accumulation", "nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -450,6 +462,7 @@ fn connection_leak(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_pressure"),
         expected_contributors: vec!["nf.connection_leak", "nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -532,6 +545,7 @@ fn retry_storm(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_exhausted"),
         expected_contributors: vec!["nf.retry_storm", "nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -636,6 +650,7 @@ fn stale_after_rollout(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_pressure"),
         expected_contributors: vec!["nf.stale_entries", "nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -689,6 +704,7 @@ fn undersized_table(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_exhausted"),
         expected_contributors: vec!["nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -736,6 +752,7 @@ fn full_earlier(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_exhausted"),
         expected_contributors: vec!["nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -775,6 +792,7 @@ fn pressure(mut rng: Rng) -> Scenario {
         expected_cause: Some("nf.table_pressure"),
         expected_contributors: vec!["nf.max_undersized"],
         story,
+        layer: Layer::Netfilter,
         node,
         rng,
     }
@@ -796,6 +814,23 @@ impl Scenario {
         let mut rng = self.rng.fork("collection");
         let node = &self.node;
         let count = self.count();
+        let cilium = matches!(self.layer, Layer::Cilium(_));
+        let extra = match &self.layer {
+            Layer::Netfilter => Extra::default(),
+            Layer::Cilium(p) => {
+                crate::layers::cilium_extra(
+                    p,
+                    node,
+                    "10.244.0.0/16",
+                    self.started,
+                    &mut self.rng.fork("cilium"),
+                )
+                .0
+            }
+            Layer::KubeProxy(p) => {
+                crate::layers::proxy_extra(p, self.started, &mut self.rng.fork("kube-proxy"))
+            }
+        };
         let boot_epoch = self.started - node.uptime_secs();
         let dmesg = kernel_log::dmesg(
             node,
@@ -804,6 +839,7 @@ impl Scenario {
                 veths: self.veths.clone(),
                 replaced: self.replaced_pods,
                 full: self.episode,
+                cilium,
             },
             &mut rng.fork("dmesg"),
         );
@@ -813,8 +849,12 @@ impl Scenario {
                 max: self.max,
                 buckets: self.buckets,
                 count,
+                kube_proxy: !cilium,
             },
-            &Interfaces { veths: &self.veths },
+            &Interfaces {
+                veths: &self.veths,
+                cilium,
+            },
         );
         let (rows0, rows1) = stats::per_cpu(
             &self.first,
@@ -837,6 +877,7 @@ impl Scenario {
                 sysctl: (sysctl_out, sysctl_err),
                 list,
                 samples: [(count, rows0), (self.count_second(), rows1)],
+                extra,
             },
             &mut rng,
         )
@@ -852,6 +893,8 @@ pub struct AssembleInput {
     pub list: ListSpec,
     /// (`conntrack -C`, per-CPU counters) for samples 0 and 1.
     pub samples: [(u64, Vec<Counters>); 2],
+    /// Members of the layers beside netfilter.
+    pub extra: Extra,
 }
 
 fn text(s: impl Into<String>) -> Body {
@@ -873,7 +916,15 @@ impl Timeline {
     }
 
     /// One sample of the sampled members, from `start`; returns when it ended.
-    fn sample(&mut self, n: u32, start: u64, count: u64, rows: &[Counters], rng: &mut Rng) -> u64 {
+    fn sample(
+        &mut self,
+        n: u32,
+        start: u64,
+        count: u64,
+        rows: &[Counters],
+        extra: Vec<Member>,
+        rng: &mut Rng,
+    ) -> u64 {
         let mut s = Member::command(
             &format!("conntrack/stats.{n}.txt"),
             &["conntrack", "-S"],
@@ -894,7 +945,12 @@ impl Timeline {
             text(stats::count(count)),
         );
         c.sample = Some(n);
-        self.run(c, t, 1 + rng.range(0, 2))
+        let mut t = self.run(c, t, 1 + rng.range(0, 2));
+        for m in extra {
+            let d = m.duration_ms;
+            t = self.run(m, t, d);
+        }
+        t
     }
 }
 
@@ -949,8 +1005,15 @@ pub fn assemble(node: &Node, started: u64, input: AssembleInput, rng: &mut Rng) 
     t = tl.run(sysctl, t, 30 + rng.range(0, 15));
 
     let [(count0, rows0), (count1, rows1)] = input.samples;
+    let Extra {
+        sampled: [extra0, extra1],
+        between,
+        after,
+        cilium,
+        kube_proxy,
+    } = input.extra;
     let sample0 = t + 2;
-    let after0 = tl.sample(0, sample0, count0, &rows0, rng);
+    let after0 = tl.sample(0, sample0, count0, &rows0, extra0, rng);
     let mut list = Member {
         source: list_source.to_string(),
         argv: list_argv
@@ -967,9 +1030,17 @@ pub fn assemble(node: &Node, started: u64, input: AssembleInput, rng: &mut Rng) 
         ));
     }
     let list_ms = 40 + entries * 6 / 1000 + rng.range(0, 20);
-    let after_list = tl.run(list, after0 + 3, list_ms);
+    let mut after_list = tl.run(list, after0 + 3, list_ms);
+    for m in between {
+        let d = m.duration_ms;
+        after_list = tl.run(m, after_list, d);
+    }
     let sample1 = (sample0 + SAMPLE_INTERVAL_MS).max(after_list + 5);
-    let end = tl.sample(1, sample1, count1, &rows1, rng);
+    let mut end = tl.sample(1, sample1, count1, &rows1, extra1, rng);
+    for m in after {
+        let d = m.duration_ms;
+        end = tl.run(m, end, d);
+    }
 
     let missing = |argv: &[&str], error: &str| Failed {
         source: argv.join(" "),
@@ -987,22 +1058,29 @@ pub fn assemble(node: &Node, started: u64, input: AssembleInput, rng: &mut Rng) 
         stderr: String::new(),
         duration_ms: 1,
     };
-    let failed = vec![
-        missing(
-            &["cilium-dbg", "bpf", "ct", "list", "global"],
-            "not found on PATH",
-        ),
-        missing(
-            &["cilium-dbg", "bpf", "metrics", "list"],
-            "not found on PATH",
-        ),
-        missing(&["cilium-dbg", "config", "-a"], "not found on PATH"),
-        missing(&["cilium-dbg", "status", "--verbose"], "not found on PATH"),
-        missing(&["cilium-dbg", "metrics", "list"], "not found on PATH"),
-        unreachable("kube-proxy metrics", "http://127.0.0.1:10249/metrics"),
-        unreachable("kube-proxy proxy mode", "http://127.0.0.1:10249/proxyMode"),
-        missing(&["ipvsadm", "-Lcn"], "not found on PATH"),
-    ];
+    let mut failed = Vec::new();
+    if !cilium {
+        failed.extend([
+            missing(
+                &["cilium-dbg", "bpf", "ct", "list", "global"],
+                "not found on PATH",
+            ),
+            missing(
+                &["cilium-dbg", "bpf", "metrics", "list"],
+                "not found on PATH",
+            ),
+            missing(&["cilium-dbg", "config", "-a"], "not found on PATH"),
+            missing(&["cilium-dbg", "status", "--verbose"], "not found on PATH"),
+            missing(&["cilium-dbg", "metrics", "list"], "not found on PATH"),
+        ]);
+    }
+    if !kube_proxy {
+        failed.extend([
+            unreachable("kube-proxy metrics", "http://127.0.0.1:10249/metrics"),
+            unreachable("kube-proxy proxy mode", "http://127.0.0.1:10249/proxyMode"),
+        ]);
+    }
+    failed.push(missing(&["ipvsadm", "-Lcn"], "not found on PATH"));
     Collection {
         node: node.name.clone(),
         kernel: KERNEL_RELEASE.to_string(),

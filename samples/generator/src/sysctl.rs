@@ -16,12 +16,18 @@ pub struct ConntrackSysctl {
     pub max: u64,
     pub buckets: u64,
     pub count: u64,
+    /// kube-proxy runs and has set its two timeouts (established 86400, close_wait 3600);
+    /// otherwise the kernel defaults stand (432000, 60), as on a Cilium node replacing it.
+    pub kube_proxy: bool,
 }
 
 /// Interfaces whose `conf.*` keys appear: the uplink, the pod bridge, the overlay, loopback and
 /// each pod's veth.
 pub struct Interfaces<'a> {
     pub veths: &'a [String],
+    /// Cilium's `cilium_host`/`cilium_net` and `lxc…` devices instead of flannel's `cni0`,
+    /// `flannel.1` and `veth…`.
+    pub cilium: bool,
 }
 
 const UPLINK: &str = "ens4";
@@ -255,15 +261,23 @@ pub fn net_sysctl(node: &Node, ct: ConntrackSysctl, ifaces: &Interfaces<'_>) -> 
     put("ipv4.tcp_mem", join_tab(&tcp_mem));
     put("ipv4.udp_mem", join_tab(&udp_mem));
 
-    let mut conf_ifaces: Vec<String> = ["all", "default", "cni0", UPLINK, "flannel/1", "lo"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let (cni, named): (&[&str], &[&str]) = if ifaces.cilium {
+        (
+            &["cilium_host", "cilium_net"],
+            &["all", "default", "cilium_host", "cilium_net", UPLINK, "lo"],
+        )
+    } else {
+        (
+            &["cni0", "flannel/1"],
+            &["all", "default", "cni0", UPLINK, "flannel/1", "lo"],
+        )
+    };
+    let mut conf_ifaces: Vec<String> = named.iter().map(|s| s.to_string()).collect();
     conf_ifaces.extend(ifaces.veths.iter().cloned());
     for ifname in &conf_ifaces {
         ipv4_conf(&mut put, ifname);
     }
-    for ifname in ["default", "cni0", UPLINK, "flannel/1", "lo"] {
+    for ifname in ["default", UPLINK, "lo"].iter().chain(cni) {
         neigh(&mut put, "ipv4", ifname);
     }
 
@@ -369,8 +383,14 @@ pub fn net_sysctl(node: &Node, ct: ConntrackSysctl, ifaces: &Interfaces<'_>) -> 
         ("nf_conntrack_tcp_loose", "1".into()),
         ("nf_conntrack_tcp_max_retrans", "3".into()),
         ("nf_conntrack_tcp_timeout_close", "10".into()),
-        ("nf_conntrack_tcp_timeout_close_wait", "3600".into()),
-        ("nf_conntrack_tcp_timeout_established", "86400".into()),
+        (
+            "nf_conntrack_tcp_timeout_close_wait",
+            if ct.kube_proxy { "3600" } else { "60" }.into(),
+        ),
+        (
+            "nf_conntrack_tcp_timeout_established",
+            if ct.kube_proxy { "86400" } else { "432000" }.into(),
+        ),
         ("nf_conntrack_tcp_timeout_fin_wait", "120".into()),
         ("nf_conntrack_tcp_timeout_last_ack", "30".into()),
         ("nf_conntrack_tcp_timeout_max_retrans", "300".into()),
@@ -575,8 +595,16 @@ mod tests {
             max: 65_536,
             buckets: 65_536,
             count: 1234,
+            kube_proxy: true,
         };
-        let (out, err) = net_sysctl(&node, ct, &Interfaces { veths: &veths });
+        let (out, err) = net_sysctl(
+            &node,
+            ct,
+            &Interfaces {
+                veths: &veths,
+                cilium: false,
+            },
+        );
         assert!(out.contains("\nnet.ipv4.ip_local_port_range = 32768\t60999\n"));
         assert!(out.contains("\nnet.ipv4.ip_local_reserved_ports = \n"));
         assert!(out.contains("\nnet.netfilter.nf_conntrack_count = 1234\n"));

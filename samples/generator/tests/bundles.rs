@@ -38,6 +38,16 @@ const CASES: [&str; 9] = [
     "pressure",
 ];
 
+/// The samples of the layers beside netfilter (Cilium, kube-proxy).
+const LAYER_CASES: [&str; 6] = [
+    "cilium-ct-full",
+    "cilium-ct-pressure",
+    "cilium-gc-lagging",
+    "cilium-nat-full",
+    "kube-proxy-stalled",
+    "cilium-healthy",
+];
+
 fn bundle_path(dir: &Path, case: &str) -> PathBuf {
     let mut found: Vec<PathBuf> = fs::read_dir(dir.join(case))
         .expect("case directory")
@@ -145,7 +155,7 @@ fn all_bundles(dir: &Path) -> Vec<(&'static str, Bundle)> {
 
 fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for case in CASES {
+    for case in CASES.iter().chain(&LAYER_CASES) {
         for e in fs::read_dir(dir.join(case)).expect("case dir") {
             let p = e.expect("entry").path();
             let rel = p.strip_prefix(dir).expect("under dir").to_path_buf();
@@ -194,7 +204,7 @@ fn committed_samples_match_a_fresh_generation() {
 
 #[test]
 fn every_bundle_is_under_one_megabyte() {
-    for case in CASES {
+    for case in CASES.iter().chain(&LAYER_CASES) {
         let size = fs::metadata(bundle_path(generated(), case))
             .expect("bundle")
             .len();
@@ -777,4 +787,140 @@ fn big_bundle_is_consistent_and_the_list_only_mode_prints_proc_lines() {
         .find(|l| l.starts_with("ipv6 "))
         .expect("an IPv6 line");
     assert!(v6.contains("src=fd00:0010:0000:"), "{v6}");
+}
+
+const CILIUM_MEMBERS: [&str; 9] = [
+    "cilium/ct-list-global.txt",
+    "cilium/metrics.0.txt",
+    "cilium/metrics.1.txt",
+    "cilium/prometheus.0.txt",
+    "cilium/prometheus.1.txt",
+    "cilium/config.txt",
+    "cilium/status.txt",
+    "cilium/monitor-drop.txt",
+    "cilium/agent-log.txt",
+];
+
+const PROXY_MEMBERS: [&str; 3] = [
+    "kube-proxy/metrics.0.txt",
+    "kube-proxy/metrics.1.txt",
+    "kube-proxy/proxy-mode.txt",
+];
+
+#[test]
+fn layer_bundles_list_every_member_with_its_hash_and_sample_time() {
+    use sha2::{Digest, Sha256};
+    for case in LAYER_CASES {
+        let b = Bundle::read(&bundle_path(generated(), case));
+        let m = b.manifest();
+        let members = m["members"].as_array().expect("members");
+        let listed: HashSet<&str> = members.iter().filter_map(|x| x["path"].as_str()).collect();
+        let files: HashSet<String> = b
+            .entries
+            .iter()
+            .filter(|e| e.kind == tar::EntryType::Regular)
+            .map(|e| e.name[b.top.len() + 1..].to_string())
+            .filter(|p| p != "manifest.json")
+            .collect();
+        assert_eq!(
+            files,
+            listed.iter().map(|s| s.to_string()).collect::<HashSet<_>>(),
+            "{case}: every file listed"
+        );
+        let extra: &[&str] = if case == "kube-proxy-stalled" {
+            &PROXY_MEMBERS
+        } else {
+            &CILIUM_MEMBERS
+        };
+        for p in MEMBERS
+            .iter()
+            .filter(|p| **p != "manifest.json")
+            .chain(extra)
+        {
+            assert!(listed.contains(p), "{case}: {p} missing");
+        }
+        let mut firsts: BTreeMap<u64, u64> = BTreeMap::new();
+        for mm in members {
+            let path = mm["path"].as_str().expect("path");
+            let data = b.member(path);
+            let sha: String = Sha256::digest(data)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect();
+            assert_eq!(mm["sha256"].as_str(), Some(sha.as_str()), "{case} {path}");
+            assert_eq!(
+                mm["bytes"].as_u64(),
+                Some(data.len() as u64),
+                "{case} {path}"
+            );
+            let kinds = [
+                mm["argv"].is_array(),
+                mm["file"].is_string(),
+                mm["url"].is_string(),
+            ];
+            assert_eq!(
+                kinds.iter().filter(|k| **k).count(),
+                1,
+                "{case} {path}: one source"
+            );
+            if let Some(n) = mm["sample"].as_u64() {
+                let t = millis(mm["time"].as_str().expect("time"));
+                let e = firsts.entry(n).or_insert(t);
+                *e = (*e).min(t);
+            }
+        }
+        assert_eq!(firsts[&1] - firsts[&0], 5_000, "{case}: samples 5 s apart");
+    }
+}
+
+#[test]
+fn cilium_dumps_are_in_the_1_18_shape_and_within_their_limits() {
+    for case in LAYER_CASES.iter().filter(|c| c.starts_with("cilium")) {
+        let b = Bundle::read(&bundle_path(generated(), case));
+        let text = b.text("cilium/ct-list-global.txt");
+        let maps: Vec<&str> = text.split("\n\n").collect();
+        assert_eq!(
+            maps.len(),
+            5,
+            "{case}: four maps, each followed by a blank line"
+        );
+        for (i, m) in maps[..4].iter().enumerate() {
+            let limit = if i % 2 == 0 { 32_768 } else { 16_384 };
+            let lines: Vec<&str> = m.lines().collect();
+            assert!(lines.len() <= limit, "{case}: map {i} over its limit");
+            for l in lines {
+                let t: Vec<&str> = l.split(' ').collect();
+                assert!(matches!(t[1], "IN" | "OUT" | "SVC"), "{l}");
+                assert!(l.ends_with(" "), "trailing space: {l}");
+                assert!(
+                    l.contains(" Packets=0 Bytes=0 RxFlagsSeen=0x") && l.contains(" BackendID="),
+                    "{l}"
+                );
+                assert!(
+                    !l.contains('['.to_string().as_str()) || l.contains(" Flags=0x"),
+                    "{l}"
+                );
+                if i >= 2 {
+                    assert!(
+                        t[2].contains(':') && !t[2].starts_with('['),
+                        "unbracketed IPv6: {l}"
+                    );
+                }
+            }
+        }
+        let cfg = b.text("cilium/config.txt");
+        assert!(
+            cfg.contains("\nCTMapEntriesGlobalTCP             : 32768\n"),
+            "{case}"
+        );
+        let status = b.text("cilium/status.txt");
+        assert!(status.contains("\nBPF Maps:"), "{case}");
+        assert!(
+            status
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == ["TCP", "connection", "tracking", "32768"]),
+            "{case}"
+        );
+    }
 }
