@@ -13,6 +13,8 @@
 //! manifest), rather than by handing back a prepared bundle, and keeps the result independent of
 //! this machine's own conntrack table.
 
+mod deploy;
+
 #[path = "../collect/util.rs"]
 mod util;
 
