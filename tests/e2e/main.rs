@@ -4,6 +4,7 @@
 mod browser;
 mod cilium;
 mod cli;
+mod cluster;
 mod loose;
 mod report;
 mod samples;
