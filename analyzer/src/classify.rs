@@ -8,7 +8,7 @@
 
 use crate::parse::{
     cilium_config, cilium_ct, cilium_drop, cilium_log, cilium_monitor, cilium_status,
-    conntrack_list, conntrack_stats, dmesg, ipvs, node, prometheus, sysctl,
+    conntrack_list, conntrack_stats, dmesg, ipvs, kubectl, node, prometheus, sysctl,
 };
 use serde::Serialize;
 
@@ -68,6 +68,8 @@ pub enum MemberKind {
     IpvsConnections,
     /// kube-proxy `/proxyMode`.
     KubeProxyMode,
+    /// `kubectl get pods|services|endpointslices|nodes -o json`: who an address is.
+    KubeObjects,
     /// The stderr capture of another member.
     Stderr,
     Unknown,
@@ -103,6 +105,7 @@ impl MemberKind {
             MemberKind::CiliumAgentLog => "cilium-agent log".into(),
             MemberKind::IpvsConnections => "ipvsadm -Lcn".into(),
             MemberKind::KubeProxyMode => "kube-proxy /proxyMode".into(),
+            MemberKind::KubeObjects => "kubectl get … -o json".into(),
             MemberKind::Stderr => "stderr".into(),
             MemberKind::Unknown => "unrecognised".into(),
         }
@@ -164,6 +167,10 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "cilium/agent-log.txt" => Some(MemberKind::CiliumAgentLog),
         "kube-proxy/proxy-mode.txt" => Some(MemberKind::KubeProxyMode),
         "ipvs/connections.txt" => Some(MemberKind::IpvsConnections),
+        "cluster/pods.json"
+        | "cluster/services.json"
+        | "cluster/endpointslices.json"
+        | "cluster/nodes.json" => Some(MemberKind::KubeObjects),
         _ => None,
     };
     if let Some(kind) = fixed {
@@ -219,6 +226,9 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
     let trimmed = first.trim_ascii_start();
     if trimmed.starts_with(b"{") && contains(head, b"\"members\"") {
         return MemberKind::Manifest;
+    }
+    if kubectl::looks_like(head) {
+        return MemberKind::KubeObjects;
     }
     if trimmed.starts_with(b"[")
         && contains(head, b"\"description\"")

@@ -35,7 +35,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Bundles: .tar.gz/.tgz, .tar, directories, or loose files (several = several nodes).
+    /// Bundles: .tar.gz/.tgz, .tar, directories, or loose files (several = several nodes); a
+    /// directory of bundles from `ctdiag-collect cluster` is one node per bundle, named with its
+    /// `cluster/` files.
     #[arg(required = true, value_name = "BUNDLE")]
     pub bundles: Vec<PathBuf>,
     /// Output format. Default: an HTML report file plus a short summary on the terminal.

@@ -12,9 +12,10 @@ pub use cilium::{CiliumFacts, KubeProxyFacts};
 
 use crate::ingest::BundleData;
 use crate::parse::MemberSummary;
-use crate::parse::conntrack_list::{ListSummary, Pair, Service};
+use crate::parse::conntrack_list::{BackendCounts, ListSummary, Pair, Service};
 use crate::parse::conntrack_stats::{CountSummary, StatsSource, StatsSummary};
 use crate::parse::dmesg::DmesgSummary;
+use crate::parse::kubectl::KubeSummary;
 use crate::parse::manifest::Manifest;
 use crate::parse::node::NodeSummary;
 use crate::parse::sysctl::SysctlSummary;
@@ -45,6 +46,28 @@ pub struct Facts {
     pub cilium: CiliumFacts,
     /// kube-proxy: rule syncs and its IPVS table.
     pub kube_proxy: KubeProxyFacts,
+    /// What the cluster's objects (`kubectl get … -o json`, `cluster/` files) say.
+    pub k8s: K8sFacts,
+}
+
+/// The cluster files read with the bundle: they name addresses and list current endpoints.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct K8sFacts {
+    /// Pods read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods: Option<u64>,
+    /// Services read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<u64>,
+    /// EndpointSlices read (the stale-backend test uses them when there is at least one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_slices: Option<u64>,
+    /// Nodes read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u64>,
+    /// Addresses with a name (pod, service or node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub named_addresses: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -236,20 +259,36 @@ pub struct DmesgFacts {
 pub struct PairFact {
     pub proto: String,
     pub src: String,
+    /// The pod, service or node `src` belongs to (`namespace/name`), where cluster files say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_name: Option<String>,
     pub dst: String,
+    /// The service, pod or node `dst` belongs to (`namespace/name`), where cluster files say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_name: Option<String>,
     pub dport: u16,
     pub entries: u64,
     /// Share of the entries of its kind (TIME_WAIT pairs: of TIME_WAIT entries).
     pub share: f64,
 }
 
-/// A backend that has entries DNAT'd to it but never answered any.
+/// A DNAT backend judged gone: never answered (heuristic), or no endpoint of any Service now
+/// (EndpointSlices).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StaleBackend {
     pub backend: String,
+    /// The pod the address belonged to, where cluster files still name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_name: Option<String>,
+    /// Its entries that never got a reply.
     pub unreplied: u64,
+    /// All its entries (answered ones too: under EndpointSlices every one of them is stale).
+    pub entries: u64,
     /// The service (ClusterIP:port) it was reached through.
     pub service: String,
+    /// That service's `namespace/name`, where cluster files say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -316,7 +355,11 @@ pub struct ListFacts {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StaleFacts {
-    /// Unanswered entries to such backends.
+    /// How backends were judged: `endpointslices` (not an endpoint of any Service in the cluster
+    /// files) or `unreplied` (never answered while a sibling backend of the service does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Entries to such backends (`unreplied`: only the unanswered ones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<u64>,
     /// Their share of the table.
@@ -397,7 +440,9 @@ fn pair_facts(top: Vec<(Pair, u64)>, of: u64) -> Vec<PairFact> {
         .map(|(p, n)| PairFact {
             proto: p.proto.name().to_string(),
             src: p.src.to_string(),
+            src_name: None,
             dst: p.dst.to_string(),
+            dst_name: None,
             dport: p.dport,
             entries: n,
             share: ratio(n, of).map(round4).unwrap_or(0.0),
@@ -410,7 +455,9 @@ fn service_facts(top: Vec<(Service, u64)>, of: u64) -> Vec<PairFact> {
         .map(|(s, n)| PairFact {
             proto: s.proto.name().to_string(),
             src: String::new(),
+            src_name: None,
             dst: s.addr.to_string(),
+            dst_name: None,
             dport: s.port,
             entries: n,
             share: ratio(n, of).map(round4).unwrap_or(0.0),
@@ -446,6 +493,8 @@ pub fn derive(data: &BundleData) -> FactSet {
     let mut dmesg_members = Vec::new();
     let mut sysctl_members = Vec::new();
     let mut layers = cilium::Inputs::default();
+    let mut kube: Option<KubeSummary> = None;
+    let mut kube_members: Vec<&str> = Vec::new();
 
     for m in &data.members {
         match &m.summary {
@@ -503,6 +552,10 @@ pub fn derive(data: &BundleData) -> FactSet {
             MemberSummary::ProxyMode(s) => {
                 layers.mode.combine(s.clone());
                 layers.mode_members.push(m.path.as_str());
+            }
+            MemberSummary::Kube(s) => {
+                kube.combine(Some((**s).clone()));
+                kube_members.push(m.path.as_str());
             }
             MemberSummary::Skipped => {}
         }
@@ -765,7 +818,7 @@ pub fn derive(data: &BundleData) -> FactSet {
     // The listing.
     if let Some((l, member, truncated)) = &list {
         let member = member.to_string();
-        derive_list(&mut set, l, *truncated);
+        derive_list(&mut set, l, *truncated, kube.as_ref());
         set.source("nf.list", &member);
         if set.facts.nf.count.is_none() && !truncated {
             set.facts.nf.count = Some(l.entries);
@@ -799,7 +852,48 @@ pub fn derive(data: &BundleData) -> FactSet {
 
     // The eBPF and proxy layers, after netfilter: the IPVS table is compared with its count.
     cilium::derive(&mut set, layers, &manifest_times);
+
+    // Names last, over every pair of every layer.
+    if let Some(k) = &kube {
+        derive_k8s(&mut set, k);
+        for m in &kube_members {
+            set.source("k8s", m);
+        }
+    }
     set
+}
+
+fn derive_k8s(set: &mut FactSet, k: &KubeSummary) {
+    let count = |kind: &str| k.objects.get(kind).copied();
+    let f = &mut set.facts.k8s;
+    f.pods = count("Pod");
+    f.services = count("Service");
+    f.endpoint_slices = count("EndpointSlice");
+    f.nodes = count("Node");
+    f.named_addresses = Some(k.addresses.len() as u64);
+    let name = |ip: &str| -> Option<String> {
+        let addr: std::net::IpAddr = ip.parse().ok()?;
+        k.lookup(&addr).map(|n| n.label())
+    };
+    let lf = &mut set.facts.nf.list;
+    let lists = [
+        &mut lf.top_pairs,
+        &mut lf.top_timewait_pairs,
+        &mut lf.top_established_pairs,
+        &mut lf.top_unanswered_tcp_pairs,
+        &mut lf.top_udp_pairs,
+        &mut lf.top_services,
+        &mut set.facts.cilium.ct.top_pairs,
+    ];
+    for list in lists {
+        for p in list.iter_mut() {
+            p.src_name = name(&p.src);
+            p.dst_name = name(&p.dst);
+        }
+    }
+    for b in &mut set.facts.nf.list.stale.backends {
+        b.backend_name = b.backend_name.take().or_else(|| name(&b.backend));
+    }
 }
 
 /// The kernel's own nf_conntrack_max for a node's RAM (`nf_conntrack_init_start`, kernel ≥ 5.15:
@@ -815,7 +909,73 @@ pub fn kernel_default_max(mem_bytes: u64) -> u64 {
     }
 }
 
-fn derive_list(set: &mut FactSet, l: &ListSummary, truncated: bool) {
+/// The Service (`namespace/name`) a DNAT'd destination belongs to: its ClusterIP, external or
+/// load-balancer address, or a node address and one of the Service's NodePorts.
+fn service_of(k: &KubeSummary, s: &Service) -> Option<String> {
+    use crate::parse::kubectl::AddressKind;
+    match k.lookup(&s.addr) {
+        Some(n) if n.kind == AddressKind::Service => Some(n.label()),
+        Some(n) if n.kind == AddressKind::Node => k.node_ports.get(&s.port).cloned(),
+        _ => None,
+    }
+}
+
+fn stale_backend(ip: &std::net::IpAddr, b: &BackendCounts, entries: u64) -> StaleBackend {
+    StaleBackend {
+        backend: ip.to_string(),
+        backend_name: None,
+        unreplied: b.unreplied,
+        entries,
+        service: b
+            .service
+            .map(|s| match s.addr {
+                std::net::IpAddr::V6(a) => format!("[{a}]:{}", s.port),
+                a => format!("{a}:{}", s.port),
+            })
+            .unwrap_or_default(),
+        service_name: None,
+    }
+}
+
+/// Backends reached through a known Service that are no endpoint of any Service now.
+fn stale_by_slices(l: &ListSummary, k: &KubeSummary) -> Vec<StaleBackend> {
+    l.backends
+        .iter()
+        .filter(|(ip, _)| !k.endpoints.contains_key(ip))
+        .filter_map(|(ip, b)| {
+            let service = service_of(k, &b.service?)?;
+            let mut s = stale_backend(ip, b, b.replied + b.unreplied);
+            s.service_name = Some(service);
+            s.backend_name = k.lookup(ip).map(|n| n.label());
+            Some(s)
+        })
+        .collect()
+}
+
+/// Backends that never answered while another backend of the same service does.
+fn stale_by_replies(l: &ListSummary, kube: Option<&KubeSummary>) -> Vec<StaleBackend> {
+    let live_services: std::collections::HashSet<Service> = l
+        .backends
+        .values()
+        .filter(|b| b.replied > 0)
+        .filter_map(|b| b.service)
+        .collect();
+    l.backends
+        .iter()
+        .filter(|(_, b)| b.replied == 0 && b.unreplied > 0)
+        .filter(|(_, b)| b.service.is_some_and(|s| live_services.contains(&s)))
+        .map(|(ip, b)| {
+            let mut s = stale_backend(ip, b, b.unreplied);
+            if let Some(k) = kube {
+                s.service_name = b.service.and_then(|svc| service_of(k, &svc));
+                s.backend_name = k.lookup(ip).map(|n| n.label());
+            }
+            s
+        })
+        .collect()
+}
+
+fn derive_list(set: &mut FactSet, l: &ListSummary, truncated: bool, kube: Option<&KubeSummary>) {
     let lf = &mut set.facts.nf.list;
     let tcp = l.by_proto.get("tcp").copied().unwrap_or(0);
     let udp = l.by_proto.get("udp").copied().unwrap_or(0);
@@ -867,33 +1027,21 @@ fn derive_list(set: &mut FactSet, l: &ListSummary, truncated: bool) {
     .max()
     .unwrap_or(0);
 
-    // Stale backends: never answered, while the service they belong to has a backend that does.
-    let live_services: std::collections::HashSet<Service> = l
-        .backends
-        .values()
-        .filter(|b| b.replied > 0)
-        .filter_map(|b| b.service)
-        .collect();
-    let mut stale: Vec<StaleBackend> = l
-        .backends
-        .iter()
-        .filter(|(_, b)| b.replied == 0 && b.unreplied > 0)
-        .filter(|(_, b)| b.service.is_some_and(|s| live_services.contains(&s)))
-        .map(|(ip, b)| StaleBackend {
-            backend: ip.to_string(),
-            unreplied: b.unreplied,
-            service: b
-                .service
-                .map(|s| format!("{}:{}", s.addr, s.port))
-                .unwrap_or_default(),
-        })
-        .collect();
+    // Stale backends. With EndpointSlices: a backend that is no endpoint of any Service now
+    // (every entry to it is dead weight). Without: a backend that never answered while the
+    // service it belongs to has a backend that does.
+    let (method, mut stale) = match kube.filter(|k| k.endpoint_slices > 0) {
+        Some(k) => ("endpointslices", stale_by_slices(l, k)),
+        None => ("unreplied", stale_by_replies(l, kube)),
+    };
     stale.sort_by(|a, b| {
-        b.unreplied
-            .cmp(&a.unreplied)
+        b.entries
+            .cmp(&a.entries)
+            .then_with(|| b.unreplied.cmp(&a.unreplied))
             .then_with(|| a.backend.cmp(&b.backend))
     });
-    let stale_entries: u64 = stale.iter().map(|s| s.unreplied).sum();
+    lf.stale.method = Some(method.to_string());
+    let stale_entries: u64 = stale.iter().map(|s| s.entries).sum();
     lf.stale.entries = Some(stale_entries);
     lf.stale.share = share(stale_entries, l.entries);
     lf.stale.backend_count = Some(stale.len() as u64);

@@ -664,6 +664,29 @@ mod tests {
             ));
         }
         w("lvs", &lvs);
+        // Cluster files (`kubectl get … -o json`): the pods, services and endpoints behind the
+        // addresses above. 10.244.2.99 is no endpoint any more: the stale backend.
+        w(
+            "pods.json",
+            r#"{"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client-0", "namespace": "shop"}, "spec": {"nodeName": "worker-3"}, "status": {"phase": "Running", "podIP": "10.244.1.0", "podIPs": [{"ip": "10.244.1.0"}]}},
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api-1", "namespace": "shop"}, "spec": {"nodeName": "worker-4"}, "status": {"phase": "Running", "podIP": "10.244.2.7", "podIPs": [{"ip": "10.244.2.7"}]}}
+]}"#,
+        );
+        w(
+            "services.json",
+            r#"{"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [
+{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"}, "spec": {"clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.20"], "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}]}},
+{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"}, "spec": {"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 53, "protocol": "UDP", "targetPort": 53}]}}
+]}"#,
+        );
+        w(
+            "endpointslices.json",
+            r#"{"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [
+{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4", "metadata": {"name": "api-x1", "namespace": "shop", "labels": {"kubernetes.io/service-name": "api"}}, "endpoints": [{"addresses": ["10.244.2.7"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "api-1", "namespace": "shop"}}], "ports": [{"port": 8080, "protocol": "TCP"}]},
+{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4", "metadata": {"name": "kube-dns-y2", "namespace": "kube-system", "labels": {"kubernetes.io/service-name": "kube-dns"}}, "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "coredns-1", "namespace": "kube-system"}}], "ports": [{"port": 53, "protocol": "UDP"}]}
+]}"#,
+        );
         let data = ingest(
             &Bundle::open(dir.path()).expect("open"),
             &IngestOptions::default(),
@@ -732,6 +755,30 @@ mod tests {
             .collect();
         assert!(not_evaluated.is_empty(), "{not_evaluated:?}");
         let fired: Vec<&str> = report.findings.iter().map(|f| f.id.as_str()).collect();
+        let stale = report
+            .findings
+            .iter()
+            .find(|f| f.id == "nf.stale_entries")
+            .expect("the gone backend is found");
+        assert!(
+            stale
+                .summary
+                .contains("10.244.2.99 is not an endpoint of service shop/api any more"),
+            "{}",
+            stale.summary
+        );
+        let churn = report
+            .findings
+            .iter()
+            .find(|f| f.id == "nf.timewait_churn")
+            .expect("churn");
+        assert!(
+            churn
+                .summary
+                .contains("shop/client-0 (10.244.1.0) → shop/api (10.96.0.20:80 tcp)"),
+            "{}",
+            churn.summary
+        );
         for id in [
             "cilium.ct_map_pressure",
             "cilium.ct_gc_lagging",

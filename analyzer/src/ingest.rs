@@ -118,6 +118,28 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// The chunks of a member as one byte stream, for parsers that need the whole document.
+struct ChunkStream<'c, R> {
+    chunker: &'c mut Chunker<R>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Read for ChunkStream<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            if self.chunker.next_into(&mut self.buf)?.is_none() {
+                return Ok(0);
+            }
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// A parsed chunk on its way back to the reader.
 struct Parsed {
     member: usize,
@@ -232,7 +254,30 @@ pub fn ingest(
             );
         }
         let mut seq = 0u64;
-        if parse::is_line_independent(&classified.kind) {
+        if parse::is_streamed(&classified.kind)
+            && let Some(line) = first_line
+        {
+            // A JSON document of any size: parsed while it streams past, one chunk in memory.
+            let ctx = ChunkCtx {
+                member: member.clone(),
+                kind: classified.kind.clone(),
+                first_line: line,
+            };
+            let mut stream = ChunkStream {
+                chunker: &mut chunker,
+                buf: std::mem::take(&mut buf),
+                pos: 0,
+            };
+            let mut problems = LineProblems::default();
+            let summary = match &ctx.kind {
+                MemberKind::KubeObjects => MemberSummary::Kube(Box::new(
+                    parse::kubectl::parse_reader(&ctx, &mut stream, &mut problems),
+                )),
+                _ => MemberSummary::Skipped,
+            };
+            pool.give(std::mem::take(&mut stream.buf));
+            accumulators[idx].accept(0, summary, problems);
+        } else if parse::is_line_independent(&classified.kind) {
             while let Some(line) = first_line {
                 let ctx = ChunkCtx {
                     member: member.clone(),

@@ -70,12 +70,51 @@ impl Report {
     }
 }
 
-/// Runs the pipeline over `inputs`, each a bundle (`.tar.gz`, `.tar`, directory, loose file).
-/// A bundle that cannot be opened is reported in [`Report::unreadable`]; the others are analyzed.
+/// Runs the pipeline over `inputs`, each a bundle (`.tar.gz`, `.tar`, directory, loose file) or a
+/// directory of bundles written by `ctdiag-collect cluster` (see [`source::expand`]), whose
+/// `cluster/` files are read once and applied to every node. A bundle that cannot be opened is
+/// reported in [`Report::unreadable`]; the others are analyzed.
 pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, Error> {
     let rules = RuleSet::load(options.rules_dir.as_deref())?;
     let pool = BufferPool::new(options.ingest.buffers);
-    let readers = inputs.len().clamp(1, 4);
+    let nodes = source::expand(inputs);
+    let mut unreadable = Vec::new();
+    // Cluster folders, read once each: their members join every node they apply to.
+    let mut shared: std::collections::BTreeMap<PathBuf, (Vec<ingest::MemberRecord>, Vec<Problem>)> =
+        Default::default();
+    for dir in nodes.iter().filter_map(|n| n.cluster.as_ref()) {
+        if shared.contains_key(dir) {
+            continue;
+        }
+        match source::Bundle::open(dir).and_then(|b| ingest::ingest(&b, &options.ingest, &pool)) {
+            Ok(data) => {
+                let prefix = |p: &str| format!("cluster/{p}");
+                let members = data
+                    .members
+                    .into_iter()
+                    .map(|mut m| {
+                        m.path = prefix(&m.path);
+                        m
+                    })
+                    .collect();
+                let problems = data
+                    .problems
+                    .into_iter()
+                    .map(|mut p| {
+                        p.member = prefix(&p.member);
+                        p
+                    })
+                    .collect();
+                shared.insert(dir.clone(), (members, problems));
+            }
+            Err(e) => unreadable.push(Problem::new(
+                dir.display().to_string(),
+                Severity::Error,
+                e.reason(),
+            )),
+        }
+    }
+    let readers = nodes.len().clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: std::sync::Mutex<Vec<(usize, Result<NodeReport, Problem>)>> = Default::default();
     // Readers are plain threads (see `ingest`): each takes the next bundle until none are left,
@@ -86,14 +125,24 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(path) = inputs.get(i) else { break };
+                    let Some(node) = nodes.get(i) else { break };
+                    let path = &node.bundle;
                     let result = source::Bundle::open(path)
                         .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
                         .map_err(|e| {
                             Problem::new(path.display().to_string(), Severity::Error, e.reason())
                         })
+                        // Usable on its own merits: cluster files cannot make random bytes a node.
                         .and_then(|data| usable(path, data))
-                        .map(|data| node_report(&rules, data));
+                        .map(|mut data| {
+                            if let Some((members, problems)) =
+                                node.cluster.as_ref().and_then(|c| shared.get(c))
+                            {
+                                data.members.extend(members.iter().cloned());
+                                data.problems.extend(problems.iter().cloned());
+                            }
+                            node_report(&rules, data)
+                        });
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -104,11 +153,10 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
     });
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|r| r.0);
-    let mut nodes = Vec::new();
-    let mut unreadable = Vec::new();
+    let mut reports = Vec::new();
     for (_, r) in results {
         match r {
-            Ok(node) => nodes.push(node),
+            Ok(node) => reports.push(node),
             Err(p) => unreadable.push(p),
         }
     }
@@ -118,8 +166,8 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
             name: "ctdiag",
             version: env!("CARGO_PKG_VERSION"),
         },
-        cluster: findings::cluster(&rules, &nodes),
-        nodes,
+        cluster: findings::cluster(&rules, &reports),
+        nodes: reports,
         unreadable,
     })
 }
@@ -183,6 +231,7 @@ pub fn node_report(rules: &RuleSet, data: BundleData) -> NodeReport {
                 ));
                 "mismatch"
             }
+            None if m.path.starts_with("cluster/") => "cluster file",
             None if set.manifest.is_some() => "unlisted",
             None => "no manifest",
         };

@@ -489,27 +489,36 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// A pair fact → `10.244.1.5 → 10.96.0.20:80 (tcp)`.
+/// A pair fact → `10.244.1.5 → 10.96.0.20:80 (tcp)`; with names from cluster files,
+/// `shop/web-1 (10.244.1.5) → shop/api (10.96.0.20:80 tcp)`.
 pub fn pair(v: Value) -> Result<String, minijinja::Error> {
     let get = |k: &str| {
         v.get_attr(k)
             .ok()
             .filter(|x| !x.is_undefined() && !x.is_none())
+            .map(|x| x.to_string())
+            .filter(|s| !s.is_empty())
     };
-    let dst = get("dst").map(|x| x.to_string()).unwrap_or_default();
-    let port = get("dport").map(|x| x.to_string()).unwrap_or_default();
-    let proto = get("proto").map(|x| x.to_string()).unwrap_or_default();
+    let dst = get("dst").unwrap_or_default();
+    let port = get("dport").unwrap_or_default();
+    let proto = get("proto").unwrap_or_default();
     let dst = if dst.contains(':') {
         format!("[{dst}]")
     } else {
         dst
     };
-    Ok(
-        match get("src").map(|x| x.to_string()).filter(|s| !s.is_empty()) {
-            Some(src) => format!("{src} → {dst}:{port} ({proto})"),
-            None => format!("{dst}:{port} ({proto})"),
-        },
-    )
+    let src = match (get("src_name"), get("src")) {
+        (Some(name), Some(ip)) => Some(format!("{name} ({ip})")),
+        (_, ip) => ip,
+    };
+    let dst = match get("dst_name") {
+        Some(name) => format!("{name} ({dst}:{port} {proto})"),
+        None => format!("{dst}:{port} ({proto})"),
+    };
+    Ok(match src {
+        Some(src) => format!("{src} → {dst}"),
+        None => dst,
+    })
 }
 
 /// The facts as a template context.
@@ -551,6 +560,12 @@ mod tests {
                 "{{ {'src': '10.0.0.1', 'dst': '10.96.0.1', 'dport': 443, 'proto': 'tcp'} | pair }}"
             ),
             "10.0.0.1 → 10.96.0.1:443 (tcp)"
+        );
+        assert_eq!(
+            render(
+                "{{ {'src': '10.244.1.5', 'src_name': 'shop/web-1', 'dst': '10.96.0.20', 'dst_name': 'shop/api', 'dport': 80, 'proto': 'tcp'} | pair }}"
+            ),
+            "shop/web-1 (10.244.1.5) → shop/api (10.96.0.20:80 tcp)"
         );
     }
 

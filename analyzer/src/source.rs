@@ -256,6 +256,62 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// One node to analyze: its bundle, and the cluster files (`cluster/` of a run of
+/// `ctdiag-collect cluster`) that name its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInput {
+    pub bundle: PathBuf,
+    pub cluster: Option<PathBuf>,
+}
+
+/// Expands the inputs into nodes. A directory holding bundle archives (`.tar.gz`, `.tgz`,
+/// `.tar`, recognised by content) and no `manifest.json` of its own is a cluster run: each archive
+/// is one node, in name order, and its `cluster/` folder applies to all of them. Anything else is
+/// one node as it stands.
+pub fn expand(inputs: &[PathBuf]) -> Vec<NodeInput> {
+    let mut out = Vec::new();
+    for input in inputs {
+        match bundles_in(input) {
+            Some(archives) => {
+                let cluster = input.join("cluster");
+                let cluster = cluster.is_dir().then_some(cluster);
+                out.extend(archives.into_iter().map(|bundle| NodeInput {
+                    bundle,
+                    cluster: cluster.clone(),
+                }));
+            }
+            None => out.push(NodeInput {
+                bundle: input.clone(),
+                cluster: None,
+            }),
+        }
+    }
+    out
+}
+
+/// The bundle archives directly in `dir`, when it is a directory of bundles.
+fn bundles_in(dir: &Path) -> Option<Vec<PathBuf>> {
+    if !dir.is_dir() || dir.join("manifest.json").exists() {
+        return None;
+    }
+    let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        // Hidden files are a collector's unfinished temporaries.
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
+        .filter(|p| {
+            Bundle::open(p).is_ok_and(|b| matches!(b.kind, SourceKind::TarGz | SourceKind::Tar))
+        })
+        .collect();
+    archives.sort();
+    (!archives.is_empty()).then_some(archives)
+}
+
 /// State of one pass over a bundle: the caps consumed so far and the problems met.
 struct Walk<'l> {
     bundle: String,
@@ -735,6 +791,42 @@ mod tests {
             Some("etc/passwd")
         );
         assert_eq!(walk.problems.len(), 1);
+    }
+
+    #[test]
+    fn a_directory_of_archives_is_one_node_each_sharing_its_cluster_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = tar_gz(&[("ctdiag-n-t/conntrack/count.0.txt", b"1\n")]);
+        std::fs::write(dir.path().join("ctdiag-b-t.tar.gz"), &archive).expect("write");
+        std::fs::write(dir.path().join("ctdiag-a-t.tar.gz"), &archive).expect("write");
+        std::fs::write(dir.path().join(".ctdiag-c-t.tar.gz.partial"), &archive).expect("write");
+        std::fs::write(dir.path().join("ctdiag-report.html"), b"<html>").expect("write");
+        std::fs::create_dir(dir.path().join("cluster")).expect("mkdir");
+        let nodes = expand(&[dir.path().to_path_buf()]);
+        let cluster = Some(dir.path().join("cluster"));
+        assert_eq!(
+            nodes,
+            [
+                NodeInput {
+                    bundle: dir.path().join("ctdiag-a-t.tar.gz"),
+                    cluster: cluster.clone()
+                },
+                NodeInput {
+                    bundle: dir.path().join("ctdiag-b-t.tar.gz"),
+                    cluster
+                },
+            ]
+        );
+        // A directory of loose files stays one bundle.
+        let loose = tempfile::tempdir().expect("tempdir");
+        std::fs::write(loose.path().join("s1"), b"cpu=0 drop=1\n").expect("write");
+        assert_eq!(
+            expand(&[loose.path().to_path_buf()]),
+            [NodeInput {
+                bundle: loose.path().to_path_buf(),
+                cluster: None
+            }]
+        );
     }
 
     #[test]

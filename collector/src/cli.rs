@@ -18,8 +18,14 @@ use std::time::Duration;
 ///   kubectl exec -n NAMESPACE POD -- ctdiag-collect -o - > bundle.tgz   (privileged hostNetwork pod)
 ///   kubectl debug node/NODE -it --image=IMAGE -- chroot /host ctdiag-collect -o /tmp
 ///   ctdiag-collect --cilium-exec 'kubectl -n kube-system exec cilium-x7k2p --' --monitor 30
+///   ctdiag-collect cluster --all -o bundles/            (every node, through kubectl)
 #[derive(Debug, Parser)]
-#[command(name = "ctdiag-collect", version, verbatim_doc_comment)]
+#[command(
+    name = "ctdiag-collect",
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Opts {
     /// Directory to write `ctdiag-<node>-<UTC time>.tar.gz` into, or `-` for standard output
     /// (for `kubectl exec … > bundle.tgz`). Large outputs are spooled to temporary files in this
@@ -87,6 +93,33 @@ pub struct Opts {
     /// host name are always replaced.
     #[arg(long = "redact-host", value_name = "NAME", requires = "redact")]
     pub redact_hosts: Vec<String>,
+
+    /// Collect only one part: `host` (netfilter, kernel, sysctls, kube-proxy, IPVS: what is read
+    /// on the node itself, Cilium left out) or `cilium` (only the agent CLI, through
+    /// --cilium-exec). `ctdiag-collect cluster` runs the two apart, host on the node and Cilium
+    /// through `kubectl exec` into the node's agent pod, and joins them into one bundle.
+    #[arg(long, value_enum, value_name = "PART")]
+    pub only: Option<Part>,
+
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+}
+
+/// The parts of a collection that can be run apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Everything read on the node itself.
+    Host,
+    /// The Cilium agent's CLI.
+    Cilium,
+}
+
+/// Modes other than collecting on this node.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Collect every node of a cluster through kubectl: one bundle per node, plus the cluster's
+    /// pods, services and endpoint slices.
+    Cluster(crate::cluster::ClusterOpts),
 }
 
 /// Where the bundle goes.
@@ -116,6 +149,8 @@ pub struct Config {
     pub redact: bool,
     pub redact_map: Option<PathBuf>,
     pub redact_hosts: Vec<String>,
+    /// Only this part, when set.
+    pub only: Option<Part>,
 }
 
 /// A flag value that parsed but cannot be used.
@@ -162,12 +197,13 @@ impl Opts {
             redact: self.redact,
             redact_map: self.redact_map,
             redact_hosts: self.redact_hosts,
+            only: self.only,
         })
     }
 }
 
 /// Seconds as a non-negative decimal (`5`, `0.5`), the unit runbooks use.
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim()
         .parse()

@@ -5,7 +5,7 @@
 //! itself ends the run.
 
 use crate::bundle::{BundleError, BundleWriter};
-use crate::cli::{Config, Output};
+use crate::cli::{Config, Output, Part};
 use crate::exec::{self, Deadlines, Ended, ExecError};
 use crate::http;
 use crate::manifest::{self, FailedRecord, Manifest, MemberRecord, Origin};
@@ -34,6 +34,8 @@ pub enum CollectError {
     Rewrite { member: String, source: io::Error },
     #[error("encoding the manifest")]
     Manifest(#[source] serde_json::Error),
+    #[error("interrupted")]
+    Cancelled,
 }
 
 /// What a run produced, for the closing report on stderr.
@@ -86,9 +88,15 @@ pub fn collect(config: &Config) -> Result<Outcome, CollectError> {
         members: Vec::new(),
         failed: Vec::new(),
     };
+    let cilium = match config.only {
+        Some(Part::Host) => Cilium::Absent(
+            "not collected by this run (--only host; `ctdiag-collect cluster` reads Cilium through the node's agent pod)".into(),
+        ),
+        _ => run.resolve_cilium()?,
+    };
     let plan = PlanInput {
         proc_root: config.proc_root.clone(),
-        cilium: run.resolve_cilium()?,
+        cilium,
         kube_proxy_url: config.kube_proxy_url.clone(),
         monitor: config.monitor,
         conntrack_netlink: procfs::module_present(&config.proc_root, "nf_conntrack_netlink"),
@@ -111,7 +119,10 @@ pub fn collect(config: &Config) -> Result<Outcome, CollectError> {
     }
     for n in 1..config.samples {
         let due = sample_started + config.interval;
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        exec::sleep_until(due);
+        if exec::cancelled() {
+            return Err(CollectError::Cancelled);
+        }
         sample_started = Instant::now();
         run.sample(&plan, n)?;
     }
@@ -236,8 +247,20 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Whether a member belongs to the part this run collects (`--only`).
+    fn wanted(&self, path: &str) -> bool {
+        match self.config.only {
+            None => true,
+            Some(Part::Host) => true,
+            Some(Part::Cilium) => path.starts_with("cilium/"),
+        }
+    }
+
     /// Runs a source's primary step and, if that gave nothing, its fallback; stores what it got.
     fn source(&mut self, source: &Source) -> Result<(), CollectError> {
+        if !self.wanted(&source.path) {
+            return Ok(());
+        }
         let primary = self.attempt(&source.primary)?;
         if primary.usable() {
             let failure = primary
@@ -319,6 +342,10 @@ impl Run<'_> {
                                     "timed out after {}s",
                                     self.config.timeout.as_secs()
                                 ))
+                            }
+                            (Ended::Cancelled, ..) => {
+                                attempt.partial = true;
+                                Some("interrupted".into())
                             }
                             (Ended::Stopped | Ended::OutputCap, ..)
                             | (Ended::Exited, Some(0), _) => None,
@@ -431,6 +458,9 @@ impl Run<'_> {
     }
 
     fn skip(&mut self, skip: Skip) {
+        if !self.wanted(&skip.path) {
+            return;
+        }
         let record = FailedRecord {
             source: skip.label,
             origin: Origin {
@@ -546,7 +576,10 @@ impl Run<'_> {
                 version: env!("CARGO_PKG_VERSION"),
             },
             node,
-            kernel: procfs::read_line(&self.config.proc_root, "sys/kernel/osrelease"),
+            // A Cilium-only run happens away from the node: this kernel is not the node's.
+            kernel: (self.config.only != Some(Part::Cilium))
+                .then(|| procfs::read_line(&self.config.proc_root, "sys/kernel/osrelease"))
+                .flatten(),
             started_at: humantime::format_rfc3339_seconds(started).to_string(),
             finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             redacted: self.redactor.is_some(),

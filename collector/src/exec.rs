@@ -31,6 +31,8 @@ pub enum ExecError {
     Spawn(io::Error),
     #[error("reading its output: {0}")]
     Io(io::Error),
+    #[error("not started: the run was interrupted")]
+    Cancelled,
 }
 
 /// Why the command stopped.
@@ -44,6 +46,34 @@ pub enum Ended {
     Stopped,
     /// Its output passed the cap; it was stopped because the rest would be thrown away.
     OutputCap,
+    /// The run was interrupted ([`cancel`]); its process group was killed.
+    Cancelled,
+}
+
+/// Where a command's standard output goes: a capped [`Spool`], or any writer that keeps all of it.
+pub trait SpoolSink {
+    /// Keeps what it can of `buf`; `false` once bytes had to be dropped.
+    fn write_capped(&mut self, buf: &[u8]) -> io::Result<bool>;
+}
+
+impl SpoolSink for Spool {
+    fn write_capped(&mut self, buf: &[u8]) -> io::Result<bool> {
+        Spool::write_capped(self, buf)
+    }
+}
+
+impl SpoolSink for Vec<u8> {
+    fn write_capped(&mut self, buf: &[u8]) -> io::Result<bool> {
+        self.extend_from_slice(buf);
+        Ok(true)
+    }
+}
+
+impl SpoolSink for std::fs::File {
+    fn write_capped(&mut self, buf: &[u8]) -> io::Result<bool> {
+        io::Write::write_all(self, buf)?;
+        Ok(true)
+    }
 }
 
 /// What a finished command left behind, besides the stdout spool.
@@ -64,6 +94,31 @@ pub struct Deadlines {
     pub timeout: Duration,
     /// Past this the command has done its job (streams such as `monitor` never end by themselves).
     pub stop_after: Option<Duration>,
+}
+
+/// Set once the user interrupts a run (`ctdiag-collect cluster` on SIGINT/SIGTERM): every running
+/// command is stopped at its next poll, and none is started after.
+static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops every command of this process, now and from now on.
+pub fn cancel() {
+    CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`cancel`] was called.
+pub fn cancelled() -> bool {
+    CANCELLED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Sleeps until `due`, waking early when the run is cancelled.
+pub fn sleep_until(due: Instant) {
+    while !cancelled() {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        std::thread::sleep((due - now).min(Duration::from_millis(100)));
+    }
 }
 
 /// The executable `name` would run as, searching `PATH` like a shell does.
@@ -91,12 +146,26 @@ fn is_executable(p: &Path) -> bool {
 
 /// Runs `argv`, streaming stdout into `out` and keeping stderr (capped) in memory.
 pub fn run(argv: &[String], deadlines: Deadlines, out: &mut Spool) -> Result<Finished, ExecError> {
+    run_with_input(argv, None, deadlines, out)
+}
+
+/// [`run`], with standard input read from `stdin` instead of closed (`kubectl exec -i` streaming
+/// a file into a pod).
+pub fn run_with_input(
+    argv: &[String],
+    stdin: Option<std::fs::File>,
+    deadlines: Deadlines,
+    out: &mut dyn SpoolSink,
+) -> Result<Finished, ExecError> {
     let (name, args) = argv.split_first().ok_or(ExecError::Empty)?;
     let program = find_program(name).ok_or(ExecError::NotFound)?;
+    if cancelled() {
+        return Err(ExecError::Cancelled);
+    }
     let start = Instant::now();
     let mut child = Command::new(program)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("LC_ALL", "C")
@@ -136,7 +205,7 @@ fn pump(
     child: &mut Child,
     start: Instant,
     deadlines: Deadlines,
-    out: &mut Spool,
+    out: &mut dyn SpoolSink,
 ) -> io::Result<(Ended, Vec<u8>)> {
     let mut stdout = child.stdout.take();
     let mut stderr_pipe = child.stderr.take();
@@ -149,6 +218,9 @@ fn pump(
             return Ok((Ended::Exited, stderr));
         }
         let now = Instant::now();
+        if cancelled() {
+            return Ok((Ended::Cancelled, stderr));
+        }
         if stop_at.is_some_and(|s| now >= s) {
             return Ok((Ended::Stopped, stderr));
         }

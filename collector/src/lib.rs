@@ -4,10 +4,12 @@
 //!
 //! The flow is one way: [`cli`] turns flags into a [`cli::Config`]; [`collect`](mod@collect) runs the plan of
 //! [`sources`] through [`exec`], [`http`] and [`procfs`] into [`spool`] files, optionally through
-//! [`redact`], and [`bundle`] writes each member and, last, the [`manifest`].
+//! [`redact`], and [`bundle`] writes each member and, last, the [`manifest`]. [`cluster`] runs
+//! that on every node of a cluster through kubectl.
 
 pub mod bundle;
 pub mod cli;
+pub mod cluster;
 pub mod collect;
 pub mod exec;
 pub mod http;

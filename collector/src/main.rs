@@ -1,15 +1,18 @@
 //! `ctdiag-collect`: flags → config → one collection run → a report on stderr and an exit code.
 //! Standard output is reserved for the bundle itself (`-o -`), so everything else goes to stderr.
+//! `ctdiag-collect cluster` exits 0 when every node's bundle was written, 1 when some node failed
+//! (the others' bundles are written), 130 when interrupted.
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use ctdiag_collect::cli::Subcommand;
 use ctdiag_collect::{Opts, Outcome, collect};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
     match run(opts) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ctdiag-collect: error: {e:#}");
             ExitCode::FAILURE
@@ -17,7 +20,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(opts: Opts) -> anyhow::Result<()> {
+fn run(mut opts: Opts) -> anyhow::Result<ExitCode> {
+    if let Some(Subcommand::Cluster(cluster)) = opts.command.take() {
+        let outcome = ctdiag_collect::cluster::run(&cluster).context("cluster run")?;
+        ctdiag_collect::cluster::report(&outcome, &cluster.output);
+        return Ok(if outcome.interrupted {
+            ExitCode::from(130)
+        } else if outcome.failed() > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let config = opts.into_config()?;
     let expected = config.interval * config.samples.saturating_sub(1) + config.monitor;
     eprintln!(
@@ -34,7 +48,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     );
     let outcome = collect(&config).context("no bundle was written")?;
     report(&outcome);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(outcome: &Outcome) {

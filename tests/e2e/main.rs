@@ -4,6 +4,7 @@
 mod browser;
 mod cilium;
 mod cli;
+mod cluster;
 mod corpus;
 mod loose;
 mod report;

@@ -16,6 +16,7 @@ pub mod conntrack_list;
 pub mod conntrack_stats;
 pub mod dmesg;
 pub mod ipvs;
+pub mod kubectl;
 pub mod manifest;
 pub mod node;
 pub mod prometheus;
@@ -106,6 +107,7 @@ pub enum MemberSummary {
     CiliumAgentLog(cilium_log::AgentLogSummary),
     Ipvs(ipvs::IpvsSummary),
     ProxyMode(ipvs::ProxyModeSummary),
+    Kube(Box<kubectl::KubeSummary>),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -128,6 +130,7 @@ impl Merge for MemberSummary {
             (S::CiliumAgentLog(a), S::CiliumAgentLog(b)) => a.combine(b),
             (S::Ipvs(a), S::Ipvs(b)) => a.combine(b),
             (S::ProxyMode(a), S::ProxyMode(b)) => a.combine(b),
+            (S::Kube(a), S::Kube(b)) => a.combine(*b),
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -144,7 +147,14 @@ pub fn is_line_independent(kind: &MemberKind) -> bool {
             | MemberKind::ProcStatConntrack
             | MemberKind::Node(_)
             | MemberKind::CiliumBpfMetrics
+            | MemberKind::KubeObjects
     )
+}
+
+/// Whether a kind is parsed from a stream rather than from a buffer (JSON documents that can be
+/// larger than any chunk: `kubectl get pods -A -o json` of a big cluster).
+pub fn is_streamed(kind: &MemberKind) -> bool {
+    matches!(kind, MemberKind::KubeObjects)
 }
 
 /// Parses one chunk of a member into a partial summary.
@@ -261,6 +271,9 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     s.add_line(ctx, n, line, &mut problems);
                 }
                 MemberSummary::ProxyMode(s)
+            }
+            MemberKind::KubeObjects => {
+                MemberSummary::Kube(Box::new(kubectl::parse_reader(ctx, data, &mut problems)))
             }
             MemberKind::Stderr | MemberKind::Unknown => MemberSummary::Skipped,
         };

@@ -191,7 +191,7 @@ fn a_source_that_prints_gigabytes_is_cut_at_the_cap_in_bounded_memory() {
     let (b, _) = collect_into(dir.path(), &refs(&args));
     let ct = b.record("cilium/ct-list-global.txt");
     assert_eq!(ct["truncated"], true, "{ct}");
-    assert_eq!(ct["bytes"], 256u64 << 20);
+    assert_eq!(ct["bytes"], 64u64 << 20);
     assert!(
         children_max_rss() < 128 << 20,
         "peak RSS {} bytes",
