@@ -34,7 +34,11 @@ impl Merge for IpvsSummary {
 /// `MM:SS` → seconds.
 fn expiry(s: &str) -> Option<u64> {
     let (m, sec) = s.split_once(':')?;
-    Some(m.parse::<u64>().ok()? * 60 + sec.parse::<u64>().ok()?)
+    // Minutes are not capped by ipvsadm, and a crafted row can hold any number: never overflow.
+    m.parse::<u64>()
+        .ok()?
+        .checked_mul(60)?
+        .checked_add(sec.parse::<u64>().ok()?)
 }
 
 /// A connection row → (proto, seconds to expiry, state).
@@ -137,6 +141,20 @@ impl Merge for ProxyModeSummary {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_absurd_expiry_is_not_a_row_and_does_not_overflow() {
+        // Regression (fuzzing): minutes * 60 overflowed u64.
+        assert_eq!(
+            row(
+                "TCP 99999999999999999999999999999999999:59 ESTABLISHED 10.0.0.1:1 10.96.0.1:443 10.0.0.10:6443"
+            ),
+            None
+        );
+        assert_eq!(expiry("307445734561825860:59"), None);
+        assert_eq!(expiry("14:59"), Some(899));
+    }
+
     use super::*;
     use crate::classify::MemberKind;
     use crate::parse::{MemberSummary, parse_all};

@@ -112,7 +112,8 @@ pub fn parse(ctx: &ChunkCtx, data: &[u8], problems: &mut LineProblems) -> Manife
                     Severity::Warning,
                     format!("malformed manifest, ignored ({e}); members are classified by content"),
                 )
-                .at_line(e.line() as u64),
+                // serde_json puts "EOF" on the line after a trailing newline; name a real line.
+                .at_line((e.line() as u64).clamp(1, super::lines(data, 1).count().max(1) as u64)),
             );
             ManifestSummary::default()
         }
@@ -139,6 +140,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unfinished_manifest_names_its_last_line_not_the_one_after() {
+        // Regression (fuzzing): serde_json reports EOF on line 2 of a one-line file.
+        let (_, p) = parse_all(
+            MemberKind::Manifest,
+            "manifest.json",
+            b"{\"format_version\": 1,\n",
+        );
+        assert_eq!(p[0].line, Some(1));
     }
 
     #[test]
