@@ -977,16 +977,16 @@ fn stale_by_replies(l: &ListSummary, kube: Option<&KubeSummary>) -> Vec<StaleBac
 
 fn derive_list(set: &mut FactSet, l: &ListSummary, truncated: bool, kube: Option<&KubeSummary>) {
     let lf = &mut set.facts.nf.list;
-    let tcp = l.by_proto.get("tcp").copied().unwrap_or(0);
-    let udp = l.by_proto.get("udp").copied().unwrap_or(0);
-    let state = |s: &str| l.tcp_states.get(s).copied().unwrap_or(0);
+    let tcp = l.by_proto.get("tcp");
+    let udp = l.by_proto.get("udp");
+    let state = |s: &str| l.tcp_states.get(s);
     let timewait = state("TIME_WAIT");
     let established = state("ESTABLISHED");
     lf.entries = Some(l.entries);
     lf.truncated = truncated;
-    lf.by_proto = l.by_proto.clone();
-    lf.by_family = l.by_family.clone();
-    lf.tcp_states = l.tcp_states.clone();
+    lf.by_proto = l.by_proto.to_counts();
+    lf.by_family = l.by_family.to_counts();
+    lf.tcp_states = l.tcp_states.to_counts();
     lf.tcp = Some(tcp);
     lf.udp = Some(udp);
     lf.unreplied = Some(l.unreplied);
@@ -997,9 +997,9 @@ fn derive_list(set: &mut FactSet, l: &ListSummary, truncated: bool, kube: Option
     lf.syn_sent_share = share(state("SYN_SENT"), tcp);
     lf.unanswered_tcp_share = share(l.unanswered_tcp_pairs.total(), tcp);
     lf.udp_share = share(udp, l.entries);
-    lf.dns_share_of_udp = share(l.dns_by_proto.get("udp").copied().unwrap_or(0), udp);
-    lf.unreplied_udp_share = share(l.unreplied_by_proto.get("udp").copied().unwrap_or(0), udp);
-    lf.largest_proto = l
+    lf.dns_share_of_udp = share(l.dns_by_proto.get("udp"), udp);
+    lf.unreplied_udp_share = share(l.unreplied_by_proto.get("udp"), udp);
+    lf.largest_proto = lf
         .by_proto
         .iter()
         .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))

@@ -144,9 +144,11 @@ pub struct TopK<K> {
 
 impl<K: Hash + Eq + Clone + Ord> TopK<K> {
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         TopK {
-            capacity: capacity.max(1),
-            counts: FastMap::default(),
+            capacity,
+            // Sized for the point where it reduces, so filling it never rehashes.
+            counts: FastMap::with_capacity_and_hasher(2 * capacity + 1, Default::default()),
             total: 0,
             error: 0,
         }
@@ -219,6 +221,62 @@ where
 {
     fn eq(&self, other: &Self) -> bool {
         self.total == other.total && self.error == other.error && self.counts == other.counts
+    }
+}
+
+/// Counts by a few byte-string keys on a hot path (protocol names, TCP states): a linear scan of
+/// a handful of keys beats a map lookup that must first check the bytes are UTF-8. Hostile input
+/// cannot grow it: past [`ByteCounts::MAX_KEYS`] distinct keys, the rest count under `other`.
+#[derive(Debug, Clone, Default)]
+pub struct ByteCounts(Vec<(Box<[u8]>, u64)>);
+
+impl ByteCounts {
+    pub const MAX_KEYS: usize = 64;
+
+    pub fn bump(&mut self, key: &[u8]) {
+        self.add(key, 1);
+    }
+
+    fn add(&mut self, key: &[u8], n: u64) {
+        if let Some(slot) = self.0.iter_mut().find(|(k, _)| **k == *key) {
+            slot.1 += n;
+        } else if self.0.len() < Self::MAX_KEYS {
+            self.0.push((key.into(), n));
+        } else {
+            self.add(b"other", n);
+        }
+    }
+
+    /// The count of a key (0 when never seen).
+    pub fn get(&self, key: &str) -> u64 {
+        self.0
+            .iter()
+            .find(|(k, _)| **k == *key.as_bytes())
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// As sorted, printable counts.
+    pub fn to_counts(&self) -> Counts {
+        let mut c = Counts::new();
+        for (k, v) in &self.0 {
+            *c.entry(String::from_utf8_lossy(k).into_owned())
+                .or_insert(0) += v;
+        }
+        c
+    }
+}
+
+impl Merge for ByteCounts {
+    fn combine(&mut self, other: Self) {
+        for (k, v) in other.0 {
+            self.add(&k, v);
+        }
+    }
+}
+
+impl PartialEq for ByteCounts {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_counts() == other.to_counts()
     }
 }
 

@@ -12,7 +12,7 @@
 //! chunks parse in parallel.
 
 use super::{ChunkCtx, LineProblems};
-use crate::summary::{Counts, EvidenceLine, FastMap, FirstLines, Merge, TopK};
+use crate::summary::{ByteCounts, EvidenceLine, FastMap, FirstLines, Merge, TopK};
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_till, take_while1};
 use nom::character::complete::{char, digit1, space0, space1};
@@ -389,11 +389,11 @@ pub const TOP_K_CAPACITY: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct ListSummary {
     pub entries: u64,
-    pub by_family: Counts,
-    pub by_proto: Counts,
-    pub tcp_states: Counts,
+    pub by_family: ByteCounts,
+    pub by_proto: ByteCounts,
+    pub tcp_states: ByteCounts,
     pub unreplied: u64,
-    pub unreplied_by_proto: Counts,
+    pub unreplied_by_proto: ByteCounts,
     pub assured: u64,
     pub offloaded: u64,
     /// Entries whose reply source differs from the original destination (kube-proxy DNAT).
@@ -401,7 +401,7 @@ pub struct ListSummary {
     /// Entries whose reply destination differs from the original source (SNAT/MASQUERADE).
     pub snat: u64,
     /// Entries to port 53 (DNS), by protocol.
-    pub dns_by_proto: Counts,
+    pub dns_by_proto: ByteCounts,
     pub pairs: TopK<Pair>,
     pub timewait_pairs: TopK<Pair>,
     pub established_pairs: TopK<Pair>,
@@ -421,16 +421,16 @@ impl Default for ListSummary {
     fn default() -> Self {
         ListSummary {
             entries: 0,
-            by_family: Counts::new(),
-            by_proto: Counts::new(),
-            tcp_states: Counts::new(),
+            by_family: ByteCounts::default(),
+            by_proto: ByteCounts::default(),
+            tcp_states: ByteCounts::default(),
             unreplied: 0,
-            unreplied_by_proto: Counts::new(),
+            unreplied_by_proto: ByteCounts::default(),
             assured: 0,
             offloaded: 0,
             dnat: 0,
             snat: 0,
-            dns_by_proto: Counts::new(),
+            dns_by_proto: ByteCounts::default(),
             pairs: TopK::new(TOP_K_CAPACITY),
             timewait_pairs: TopK::new(TOP_K_CAPACITY),
             established_pairs: TopK::new(TOP_K_CAPACITY),
@@ -442,16 +442,6 @@ impl Default for ListSummary {
             footer: None,
             examples: Default::default(),
         }
-    }
-}
-
-fn bump(c: &mut Counts, key: &[u8]) {
-    // Keys are a small closed set; allocating only for a first sighting keeps the hot path cheap.
-    if let Some(v) = std::str::from_utf8(key).ok().and_then(|k| c.get_mut(k)) {
-        *v += 1;
-    } else {
-        *c.entry(String::from_utf8_lossy(key).into_owned())
-            .or_insert(0) += 1;
     }
 }
 
@@ -501,7 +491,7 @@ impl ListSummary {
                 return;
             }
         };
-        if addr(e.orig.src).is_none() || addr(e.orig.dst).is_none() {
+        let (Some(src), Some(dst)) = (addr(e.orig.src), addr(e.orig.dst)) else {
             problems.malformed(
                 ctx,
                 n,
@@ -509,8 +499,8 @@ impl ListSummary {
                 line,
             );
             return;
-        }
-        self.add_entry(ctx, n, line, &e);
+        };
+        self.add_entry(ctx, n, line, &e, src, dst);
     }
 
     fn example(&mut self, kind: &'static str, ctx: &ChunkCtx, n: u64, line: &[u8]) {
@@ -520,26 +510,32 @@ impl ListSummary {
             .push_with(|| EvidenceLine::new(&ctx.member, n, line));
     }
 
-    fn add_entry(&mut self, ctx: &ChunkCtx, n: u64, line: &[u8], e: &ConntrackEntry<'_>) {
+    fn add_entry(
+        &mut self,
+        ctx: &ChunkCtx,
+        n: u64,
+        line: &[u8],
+        e: &ConntrackEntry<'_>,
+        src: IpAddr,
+        dst: IpAddr,
+    ) {
         self.entries += 1;
         let proto = Proto::of(e.proto);
-        let src = addr(e.orig.src);
-        let dst = addr(e.orig.dst);
         let family: &[u8] = match (e.l3, src) {
             (Some(l3), _) => l3,
-            (None, Some(IpAddr::V6(_))) => b"ipv6",
+            (None, IpAddr::V6(_)) => b"ipv6",
             (None, _) => b"ipv4",
         };
-        bump(&mut self.by_family, family);
-        bump(&mut self.by_proto, e.proto);
+        self.by_family.bump(family);
+        self.by_proto.bump(e.proto);
         if let Some(s) = e.state
             && proto == Proto::Tcp
         {
-            bump(&mut self.tcp_states, s);
+            self.tcp_states.bump(s);
         }
         if e.unreplied {
             self.unreplied += 1;
-            bump(&mut self.unreplied_by_proto, e.proto);
+            self.unreplied_by_proto.bump(e.proto);
         }
         match e.status {
             Status::Assured => self.assured += 1,
@@ -548,11 +544,8 @@ impl ListSummary {
         }
         let dport = e.orig.ports.dport;
         if dport == Some(53) {
-            bump(&mut self.dns_by_proto, e.proto);
+            self.dns_by_proto.bump(e.proto);
         }
-        let (Some(src), Some(dst)) = (src, dst) else {
-            return;
-        };
         let pair = Pair {
             proto,
             src,
@@ -591,12 +584,15 @@ impl ListSummary {
         let Some(reply) = &e.reply else {
             return;
         };
-        let reply_src = addr(reply.src);
-        let reply_dst = addr(reply.dst);
-        if reply_dst.is_some_and(|d| d != src) {
+        // Both tuples come from one printer in one format, so different text is a different
+        // address: only a NAT'd reply source needs parsing.
+        if reply.dst != e.orig.src && addr(reply.dst).is_some() {
             self.snat += 1;
         }
-        let Some(backend) = reply_src.filter(|b| *b != dst) else {
+        if reply.src == e.orig.dst {
+            return;
+        }
+        let Some(backend) = addr(reply.src).filter(|b| *b != dst) else {
             return;
         };
         self.dnat += 1;
@@ -846,12 +842,12 @@ conntrack v1.4.7 (conntrack-tools): 6 flow entries have been shown.
     fn summary_counts_states_nat_and_backends() {
         let (s, problems) = summarize(TABLE);
         assert_eq!(s.entries, 6);
-        assert_eq!(s.by_proto["tcp"], 4);
-        assert_eq!(s.by_proto["udp"], 2);
-        assert_eq!(s.tcp_states["TIME_WAIT"], 2);
+        assert_eq!(s.by_proto.get("tcp"), 4);
+        assert_eq!(s.by_proto.get("udp"), 2);
+        assert_eq!(s.tcp_states.get("TIME_WAIT"), 2);
         assert_eq!(s.unreplied, 2);
         assert_eq!(s.dnat, 6);
-        assert_eq!(s.dns_by_proto["udp"], 2);
+        assert_eq!(s.dns_by_proto.get("udp"), 2);
         assert_eq!(s.footer.as_ref().map(|f| (f.0, f.1.line)), Some((6, 8)));
         let dead: IpAddr = "10.244.9.9".parse().expect("ip");
         assert_eq!(s.backends[&dead].replied, 0);

@@ -184,7 +184,7 @@ fn a_source_that_prints_gigabytes_is_cut_at_the_cap_in_bounded_memory() {
         "--cilium-exec",
         &prefix,
         "--max-output-bytes",
-        "256M",
+        "64M",
         "--timeout",
         "60",
     ]);
