@@ -136,8 +136,17 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
     Ok(if failed { FAILED_ON } else { 0 })
 }
 
-/// Writes next to the target and renames, so a reader never sees half a report.
+/// Writes next to the target and renames, so a reader never sees half a report. Only a new path
+/// or a regular file is replaced that way: `-o /dev/null`, a FIFO or a terminal is written in
+/// place (renaming over `/dev/null` would turn the device into a file).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            return f.write_all(bytes);
+        }
+        _ => {}
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -131,3 +131,34 @@ fn a_broken_rules_directory_names_the_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
 }
+
+#[test]
+fn output_to_a_fifo_or_device_is_written_in_place_not_replaced() {
+    // Regression: the atomic rename once turned `-o /dev/null` into a regular file.
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("report.pipe");
+    let c = std::ffi::CString::new(fifo.display().to_string()).expect("path");
+    // SAFETY: mkfifo reads a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read fifo"))
+    };
+    let fx = Fixture::new().file("s", stats(1, 3, 0, 0));
+    let out = ctdiag(&[
+        "analyze",
+        "--format",
+        "json",
+        "-o",
+        &fifo.display().to_string(),
+        &fx.path().display().to_string(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let report = reader.join().expect("reader");
+    assert!(report.contains("nf.table_exhausted"));
+    let kind = std::fs::symlink_metadata(&fifo)
+        .expect("still there")
+        .file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced");
+}
