@@ -422,6 +422,11 @@ impl FactSet {
     }
 }
 
+/// a − b as a signed change, saturating: counters are u64 and crafted ones can be anything.
+fn diff(a: u64, b: u64) -> i64 {
+    (i128::from(a) - i128::from(b)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
@@ -659,15 +664,23 @@ pub fn derive(data: &BundleData) -> FactSet {
         .iter()
         .rev()
         .find_map(|(_, c, m)| Some((c.value?, c.line.clone()?, *m)));
-    let first_count = counts.iter().find_map(|(_, c, _)| c.value);
+    let first_count = counts.iter().find_map(|(_, c, m)| Some((c.value?, *m)));
     if let Some((v, line, member)) = latest_count {
         f.nf.count = Some(v);
         f.nf.count_source = Some(format!("conntrack -C ({member})"));
         quotes.push(("nf.count", line));
         if counts.len() >= 2
-            && let Some(first) = first_count
+            && let Some((first, first_member)) = first_count
         {
-            f.nf.delta.count = Some(v as i64 - first as i64);
+            let change = diff(v, first);
+            f.nf.delta.count = Some(change);
+            // The count's own sample times: the statistics samples may span other moments.
+            if let (Some(t0), Some(t1)) =
+                (manifest_times.get(first_member), manifest_times.get(member))
+                && t1 > t0
+            {
+                f.nf.rates.count = Some(round4(change as f64 / (t1 - t0)));
+            }
         }
     } else if let Some((v, l)) = sysctl.int("net.netfilter.nf_conntrack_count") {
         f.nf.count = Some(v);
@@ -722,13 +735,10 @@ pub fn derive(data: &BundleData) -> FactSet {
         st.search_restart = get("search_restart");
         st.all = s.totals.clone();
         st.loss_by_cpu = s.loss_by_cpu.clone();
-        let rows: Vec<EvidenceLine> = s.loss_rows.lines().cloned().collect();
-        for key in [
-            "nf.stats.drop",
-            "nf.stats.early_drop",
-            "nf.stats.insert_failed",
-        ] {
-            set.quote(key, rows.iter().cloned());
+        for counter in ["drop", "early_drop", "insert_failed"] {
+            if let Some(rows) = s.loss_rows.get(counter) {
+                set.quote(&format!("nf.stats.{counter}"), rows.lines().cloned());
+            }
         }
         let members: Vec<String> = samples.iter().map(|s| s.member.to_string()).collect();
         for m in &members {
@@ -756,7 +766,10 @@ pub fn derive(data: &BundleData) -> FactSet {
         && let (Some(first), Some(last)) = (samples.first(), samples.last())
     {
         let d = |k: &str| -> Option<i64> {
-            Some(*last.stats.totals.get(k)? as i64 - *first.stats.totals.get(k)? as i64)
+            Some(diff(
+                *last.stats.totals.get(k)?,
+                *first.stats.totals.get(k)?,
+            ))
         };
         let nf = &mut set.facts.nf;
         nf.delta.samples = samples.len() as u64;
@@ -772,15 +785,16 @@ pub fn derive(data: &BundleData) -> FactSet {
             nf.rates.drop = rate(nf.delta.drop);
             nf.rates.early_drop = rate(nf.delta.early_drop);
             nf.rates.insert_failed = rate(nf.delta.insert_failed);
-            nf.rates.count = rate(nf.delta.count);
         }
-        let both: Vec<EvidenceLine> = first
-            .stats
-            .loss_rows
-            .lines()
-            .take(1)
-            .chain(last.stats.loss_rows.lines().take(1))
-            .cloned()
+        // The first CPU row with drops in the first and the last sample: the counter moving.
+        let drop_row = |s: &StatsSummary| {
+            s.loss_rows
+                .get("drop")
+                .and_then(|r| r.lines().next().cloned())
+        };
+        let both: Vec<EvidenceLine> = [drop_row(first.stats), drop_row(last.stats)]
+            .into_iter()
+            .flatten()
             .collect();
         set.quote("nf.rates.drop", both.iter().cloned());
         set.quote("nf.delta.drop", both);
@@ -798,8 +812,11 @@ pub fn derive(data: &BundleData) -> FactSet {
         df.module_max = d.module_loaded.as_ref().map(|m| m.1);
         // "Now" on the uptime clock: /proc/uptime at collection, else the log's newest stamp.
         let now = set.facts.node.uptime_seconds.or(d.last_uptime);
-        if let (Some(now), Some(last)) = (now, d.last_full_uptime) {
-            df.seconds_since_table_full = Some(round4((now - last).max(0.0)));
+        // A last line "after" now was written before a reboot: how long ago is unknown.
+        if let (Some(now), Some(last)) = (now, d.last_full_uptime)
+            && now >= last
+        {
+            df.seconds_since_table_full = Some(round4(now - last));
         }
         let lines: Vec<EvidenceLine> = d.table_full.lines().cloned().collect();
         set.quote("nf.dmesg.table_full", lines);
@@ -807,18 +824,19 @@ pub fn derive(data: &BundleData) -> FactSet {
         for m in &dmesg_members {
             set.source("nf.dmesg", m);
         }
-        if set.facts.nf.max.is_none()
-            && let Some((_, max, line)) = &d.module_loaded
-        {
-            set.facts.nf.max = Some(*max);
-            set.quote("nf.max", [line.clone()]);
+        // The max printed at module load is the boot value; kube-proxy and sysctl.d raise it
+        // later, so it stays `nf.dmesg.module_max` and never stands in for `nf.max`.
+        if let Some((_, _, line)) = &d.module_loaded {
+            set.quote("nf.dmesg.module_max", [line.clone()]);
         }
     }
 
     // The listing.
     if let Some((l, member, truncated)) = &list {
         let member = member.to_string();
-        derive_list(&mut set, l, *truncated, kube.as_ref());
+        // Cut by our cap, or by the collector's (the manifest says so).
+        let truncated = *truncated || set.facts.bundle.truncated.contains(&member);
+        derive_list(&mut set, l, truncated, kube.as_ref());
         set.source("nf.list", &member);
         if set.facts.nf.count.is_none() && !truncated {
             set.facts.nf.count = Some(l.entries);
@@ -836,7 +854,7 @@ pub fn derive(data: &BundleData) -> FactSet {
     let mem = set.facts.node.mem_total_bytes;
     let sz = &mut set.facts.nf.sizing;
     sz.kernel_default_max = mem.map(kernel_default_max);
-    sz.kube_proxy_max = cpus.map(|c| KUBE_PROXY_MIN.max(KUBE_PROXY_PER_CORE * c));
+    sz.kube_proxy_max = cpus.map(|c| KUBE_PROXY_MIN.max(KUBE_PROXY_PER_CORE.saturating_mul(c)));
     sz.expected_max = match (sz.kernel_default_max, sz.kube_proxy_max) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -844,9 +862,9 @@ pub fn derive(data: &BundleData) -> FactSet {
     if let Some(max) = set.facts.nf.max {
         let sz = &mut set.facts.nf.sizing;
         sz.max_ratio_to_expected = sz.expected_max.and_then(|e| ratio(max, e)).map(round4);
-        sz.max_memory_bytes = Some(max * BYTES_PER_ENTRY);
+        sz.max_memory_bytes = Some(max.saturating_mul(BYTES_PER_ENTRY));
         sz.max_memory_share = mem
-            .and_then(|m| ratio(max * BYTES_PER_ENTRY, m))
+            .and_then(|m| ratio(max.saturating_mul(BYTES_PER_ENTRY), m))
             .map(round4);
     }
 

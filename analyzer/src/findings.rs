@@ -1,7 +1,9 @@
 //! Findings: every rule applied to one node's facts, ranked, with the evidence that backs each,
 //! what was ruled out, and what could not be evaluated and how to get it.
 //!
-//! The likely cause is the highest-scoring cause, with the highest-scoring contributor beside it.
+//! The likely cause is the most severe cause, the highest-scoring among equals (a critical
+//! exhaustion outranks a warning-level pressure whatever their scores), with the highest-scoring
+//! contributor of its layer beside it (of any layer when its own has none).
 //! A finding's confidence drops when a member it relies on was truncated, when a fact it could
 //! have used is missing, or when the bundle failed an integrity check: a postmortem must be able
 //! to tell a proof from a hint.
@@ -452,7 +454,11 @@ fn finding(
         let Some(value) = facts::lookup(tree, fact) else {
             continue;
         };
-        if value.as_array().is_some_and(|a| a.is_empty()) {
+        // A zero, false or empty fact proves nothing a finding needs to quote.
+        let nothing = value.as_array().is_some_and(|a| a.is_empty())
+            || value.as_f64() == Some(0.0)
+            || value.as_bool() == Some(false);
+        if nothing {
             continue;
         }
         let lines = set

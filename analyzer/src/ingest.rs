@@ -293,7 +293,7 @@ pub fn ingest(
                 let giver = Arc::clone(pool);
                 let this_seq = seq;
                 rayon::spawn(move || {
-                    let (summary, problems) = parse::parse_chunk(&ctx, &data);
+                    let (summary, problems) = parse::parse_chunk_guarded(&ctx, &data);
                     giver.give(data);
                     // The reader may have stopped listening after an error; nothing to do then.
                     let _ = tx.send(Parsed {
@@ -322,6 +322,7 @@ pub fn ingest(
             pool.give(buf);
             let mut rest = Vec::new();
             let mut more = Vec::new();
+            let mut whole_cut = false;
             loop {
                 match chunker.next_into(&mut more) {
                     Ok(Some(_)) => {
@@ -334,6 +335,7 @@ pub fn ingest(
                                     options.whole_member_bytes
                                 ),
                             ));
+                            whole_cut = true;
                             break;
                         }
                         rest.extend_from_slice(&more);
@@ -351,8 +353,10 @@ pub fn ingest(
                 kind: classified.kind.clone(),
                 first_line: line,
             };
-            let (summary, problems) = parse::parse_chunk(&ctx, &data);
+            let (summary, problems) = parse::parse_chunk_guarded(&ctx, &data);
             accumulators[idx].accept(0, summary, problems);
+            // Findings that use a member parsed only in part must say so.
+            members[idx].truncated |= whole_cut;
         } else {
             pool.give(buf);
         }

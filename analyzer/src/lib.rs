@@ -77,8 +77,19 @@ impl Report {
 pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, Error> {
     let rules = RuleSet::load(options.rules_dir.as_deref())?;
     let pool = BufferPool::new(options.ingest.buffers);
-    let nodes = source::expand(inputs);
-    let mut unreadable = Vec::new();
+    let expanded = source::expand(inputs);
+    let nodes = expanded.nodes;
+    let mut unreadable: Vec<Problem> = expanded
+        .left_out
+        .iter()
+        .map(|p| {
+            Problem::new(
+                p.display().to_string(),
+                Severity::Warning,
+                "a loose file beside bundle archives belongs to no node and was not analyzed; analyze it on its own",
+            )
+        })
+        .collect();
     // Cluster folders, read once each: their members join every node they apply to.
     let mut shared: std::collections::BTreeMap<PathBuf, (Vec<ingest::MemberRecord>, Vec<Problem>)> =
         Default::default();
@@ -127,22 +138,32 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(node) = nodes.get(i) else { break };
                     let path = &node.bundle;
-                    let result = source::Bundle::open(path)
-                        .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
-                        .map_err(|e| {
-                            Problem::new(path.display().to_string(), Severity::Error, e.reason())
-                        })
-                        // Usable on its own merits: cluster files cannot make random bytes a node.
-                        .and_then(|data| usable(path, data))
-                        .map(|mut data| {
-                            if let Some((members, problems)) =
-                                node.cluster.as_ref().and_then(|c| shared.get(c))
-                            {
-                                data.members.extend(members.iter().cloned());
-                                data.problems.extend(problems.iter().cloned());
-                            }
-                            node_report(&rules, data)
-                        });
+                    // A bug met on one bundle is that bundle's problem, not the run's end.
+                    let analyzed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        source::Bundle::open(path)
+                            .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
+                            .map_err(|e| {
+                                Problem::new(path.display().to_string(), Severity::Error, e.reason())
+                            })
+                            // Usable on its own merits: cluster files cannot make random bytes a node.
+                            .and_then(|data| usable(path, data))
+                            .map(|mut data| {
+                                if let Some((members, problems)) =
+                                    node.cluster.as_ref().and_then(|c| shared.get(c))
+                                {
+                                    data.members.extend(members.iter().cloned());
+                                    data.problems.extend(problems.iter().cloned());
+                                }
+                                node_report(&rules, data)
+                            })
+                    }));
+                    let result = analyzed.unwrap_or_else(|_| {
+                        Err(Problem::new(
+                            path.display().to_string(),
+                            Severity::Error,
+                            "internal error while analyzing this bundle (please report it with the bundle)",
+                        ))
+                    });
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

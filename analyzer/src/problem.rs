@@ -19,7 +19,9 @@ pub enum Severity {
 /// One input that could not be (fully) read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// Bundle-relative member path, or the bundle itself for archive-level faults.
+    /// Bundle-relative member path, or the bundle itself for archive-level faults. Serialized
+    /// as `path`, the name the JSON contract uses.
+    #[serde(rename = "path")]
     pub member: String,
     /// 1-based line number, where the problem is on one line.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -264,23 +264,33 @@ pub struct NodeInput {
     pub cluster: Option<PathBuf>,
 }
 
+/// Inputs expanded into nodes, and the files left out on the way (never silently).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expanded {
+    pub nodes: Vec<NodeInput>,
+    /// Loose files found beside bundle archives: they belong to no node.
+    pub left_out: Vec<PathBuf>,
+}
+
 /// Expands the inputs into nodes. A directory holding bundle archives (`.tar.gz`, `.tgz`,
 /// `.tar`, recognised by content) and no `manifest.json` of its own is a cluster run: each archive
 /// is one node, in name order, and its `cluster/` folder applies to all of them. Anything else is
 /// one node as it stands.
-pub fn expand(inputs: &[PathBuf]) -> Vec<NodeInput> {
-    let mut out = Vec::new();
+pub fn expand(inputs: &[PathBuf]) -> Expanded {
+    let mut out = Expanded::default();
     for input in inputs {
         match bundles_in(input) {
-            Some(archives) => {
+            Some((archives, loose)) => {
                 let cluster = input.join("cluster");
                 let cluster = cluster.is_dir().then_some(cluster);
-                out.extend(archives.into_iter().map(|bundle| NodeInput {
-                    bundle,
-                    cluster: cluster.clone(),
-                }));
+                out.nodes
+                    .extend(archives.into_iter().map(|bundle| NodeInput {
+                        bundle,
+                        cluster: cluster.clone(),
+                    }));
+                out.left_out.extend(loose);
             }
-            None => out.push(NodeInput {
+            None => out.nodes.push(NodeInput {
                 bundle: input.clone(),
                 cluster: None,
             }),
@@ -289,12 +299,13 @@ pub fn expand(inputs: &[PathBuf]) -> Vec<NodeInput> {
     out
 }
 
-/// The bundle archives directly in `dir`, when it is a directory of bundles.
-fn bundles_in(dir: &Path) -> Option<Vec<PathBuf>> {
+/// The bundle archives directly in `dir`, when it is a directory of bundles, and the other files
+/// beside them.
+fn bundles_in(dir: &Path) -> Option<(Vec<PathBuf>, Vec<PathBuf>)> {
     if !dir.is_dir() || dir.join("manifest.json").exists() {
         return None;
     }
-    let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)
+    let (mut archives, mut loose): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -304,12 +315,17 @@ fn bundles_in(dir: &Path) -> Option<Vec<PathBuf>> {
             p.file_name()
                 .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
         })
-        .filter(|p| {
+        .partition(|p| {
             Bundle::open(p).is_ok_and(|b| matches!(b.kind, SourceKind::TarGz | SourceKind::Tar))
-        })
-        .collect();
+        });
     archives.sort();
-    (!archives.is_empty()).then_some(archives)
+    // ctdiag's own reports, written beside the bundles by an earlier run, are not inputs.
+    loose.retain(|p| {
+        p.file_name()
+            .is_none_or(|n| !n.to_string_lossy().starts_with("ctdiag-report."))
+    });
+    loose.sort();
+    (!archives.is_empty()).then_some((archives, loose))
 }
 
 /// State of one pass over a bundle: the caps consumed so far and the problems met.
@@ -802,10 +818,12 @@ mod tests {
         std::fs::write(dir.path().join(".ctdiag-c-t.tar.gz.partial"), &archive).expect("write");
         std::fs::write(dir.path().join("ctdiag-report.html"), b"<html>").expect("write");
         std::fs::create_dir(dir.path().join("cluster")).expect("mkdir");
-        let nodes = expand(&[dir.path().to_path_buf()]);
+        let expanded = expand(&[dir.path().to_path_buf()]);
+        // Our own earlier report is not an input left out.
+        assert!(expanded.left_out.is_empty(), "{:?}", expanded.left_out);
         let cluster = Some(dir.path().join("cluster"));
         assert_eq!(
-            nodes,
+            expanded.nodes,
             [
                 NodeInput {
                     bundle: dir.path().join("ctdiag-a-t.tar.gz"),
@@ -821,7 +839,7 @@ mod tests {
         let loose = tempfile::tempdir().expect("tempdir");
         std::fs::write(loose.path().join("s1"), b"cpu=0 drop=1\n").expect("write");
         assert_eq!(
-            expand(&[loose.path().to_path_buf()]),
+            expand(&[loose.path().to_path_buf()]).nodes,
             [NodeInput {
                 bundle: loose.path().to_path_buf(),
                 cluster: None

@@ -239,8 +239,9 @@ impl ByteCounts {
 
     fn add(&mut self, key: &[u8], n: u64) {
         if let Some(slot) = self.0.iter_mut().find(|(k, _)| **k == *key) {
-            slot.1 += n;
-        } else if self.0.len() < Self::MAX_KEYS {
+            slot.1 = slot.1.saturating_add(n);
+        } else if self.0.len() < Self::MAX_KEYS - 1 || key == b"other" {
+            // One slot stays free for `other`, so the overflow always has somewhere to go.
             self.0.push((key.into(), n));
         } else {
             self.add(b"other", n);
@@ -286,14 +287,15 @@ pub type Counts = std::collections::BTreeMap<String, u64>;
 impl Merge for Counts {
     fn combine(&mut self, other: Self) {
         for (k, v) in other {
-            *self.entry(k).or_insert(0) += v;
+            let slot = self.entry(k).or_insert(0);
+            *slot = slot.saturating_add(v);
         }
     }
 }
 
 impl Merge for u64 {
     fn combine(&mut self, other: Self) {
-        *self += other;
+        *self = self.saturating_add(other);
     }
 }
 
@@ -334,6 +336,17 @@ mod tests {
         assert_eq!(ab.total, 10);
         let lines: Vec<u64> = ab.lines().map(|l| l.line).collect();
         assert_eq!(lines, [1, 2, 3, 8, 9, 10]);
+    }
+
+    #[test]
+    fn byte_counts_fold_keys_past_the_cap_into_other() {
+        // Regression (review): the 64th distinct key recursed forever looking for `other`.
+        let mut c = ByteCounts::default();
+        for i in 0..200u32 {
+            c.bump(format!("p{i}").as_bytes());
+        }
+        assert_eq!(c.get("other"), 200 - (ByteCounts::MAX_KEYS as u64 - 1));
+        assert_eq!(c.to_counts().len(), ByteCounts::MAX_KEYS);
     }
 
     #[test]

@@ -16,7 +16,7 @@ fn one_unreadable_bundle_does_not_lose_the_others() {
     let (report, out) = analyze_json(&[fx.path(), std::path::Path::new("/nonexistent")]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(report["nodes"].as_array().map(Vec::len), Some(1));
-    assert_eq!(report["unreadable"][0]["member"], "/nonexistent");
+    assert_eq!(report["unreadable"][0]["path"], "/nonexistent");
 }
 
 #[test]

@@ -80,13 +80,13 @@ fn problems(report: &serde_json::Value) -> Vec<String> {
                 .map(|p| match p["line"].as_u64() {
                     Some(l) => format!(
                         "{}:{}: {}",
-                        p["member"].as_str().unwrap_or(""),
+                        p["path"].as_str().unwrap_or(""),
                         l,
                         p["reason"].as_str().unwrap_or("")
                     ),
                     None => format!(
                         "{}: {}",
-                        p["member"].as_str().unwrap_or(""),
+                        p["path"].as_str().unwrap_or(""),
                         p["reason"].as_str().unwrap_or("")
                     ),
                 })

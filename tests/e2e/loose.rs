@@ -171,7 +171,7 @@ fn malformed_lines_are_counted_with_file_and_line_and_the_rest_is_analyzed() {
         .as_array()
         .expect("problems")
         .iter()
-        .map(|p| format!("{}:{}", p["member"].as_str().unwrap_or(""), p["line"]))
+        .map(|p| format!("{}:{}", p["path"].as_str().unwrap_or(""), p["line"]))
         .collect();
     assert!(problems.contains(&"list:1".to_string()), "{problems:?}");
     assert!(problems.contains(&"list:2".to_string()), "{problems:?}");

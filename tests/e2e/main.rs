@@ -6,6 +6,7 @@ mod cilium;
 mod cli;
 mod cluster;
 mod corpus;
+mod facts;
 mod loose;
 mod report;
 mod samples;

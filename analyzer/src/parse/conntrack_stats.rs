@@ -46,8 +46,9 @@ pub struct StatsSummary {
     pub cpus_with_loss: u32,
     /// The global entry count, where the input carries one (`entries`).
     pub entries: Option<u64>,
-    /// CPU rows with a loss counter above zero, quoted.
-    pub loss_rows: LineSample,
+    /// CPU rows with a loss counter above zero, quoted under each counter that is (`drop`,
+    /// `early_drop`, `insert_failed`): a row proves only what it counts.
+    pub loss_rows: BTreeMap<&'static str, LineSample>,
     /// Loss counters of the CPUs that have any, by CPU (at most [`MAX_LOSS_CPUS`]).
     pub loss_by_cpu: Vec<CpuLoss>,
 }
@@ -61,16 +62,21 @@ pub struct CpuLoss {
     pub insert_failed: u64,
 }
 
+/// Distinct counter names kept per sample; the rest are summed under `other`.
+pub const MAX_COUNTERS: usize = 64;
+
 /// CPUs whose loss counters are kept individually (enough for any chart; all are summed).
 pub const MAX_LOSS_CPUS: usize = 512;
 
 impl Merge for StatsSummary {
     fn combine(&mut self, other: Self) {
         self.totals.combine(other.totals);
-        self.cpus += other.cpus;
-        self.cpus_with_loss += other.cpus_with_loss;
+        self.cpus = self.cpus.saturating_add(other.cpus);
+        self.cpus_with_loss = self.cpus_with_loss.saturating_add(other.cpus_with_loss);
         self.entries = self.entries.max(other.entries);
-        self.loss_rows.combine(other.loss_rows);
+        for (k, v) in other.loss_rows {
+            self.loss_rows.entry(k).or_default().combine(v);
+        }
         self.loss_by_cpu.extend(other.loss_by_cpu);
         self.loss_by_cpu.sort();
         self.loss_by_cpu.truncate(MAX_LOSS_CPUS);
@@ -192,11 +198,29 @@ impl StatsSummary {
                 "insert_failed" => loss.insert_failed = value,
                 _ => {}
             }
-            *self.totals.entry(name).or_insert(0) += value;
+            // Kernels send at most ~20 counters; a flood of invented names is folded, not kept.
+            let name = if self.totals.len() >= MAX_COUNTERS && !self.totals.contains_key(&name) {
+                "other".to_string()
+            } else {
+                name
+            };
+            let total = self.totals.entry(name).or_insert(0);
+            *total = total.saturating_add(value);
         }
-        if loss.drop + loss.early_drop + loss.insert_failed > 0 {
+        if loss.drop > 0 || loss.early_drop > 0 || loss.insert_failed > 0 {
             self.cpus_with_loss += 1;
-            self.loss_rows.push(EvidenceLine::new(&ctx.member, n, raw));
+            for (name, value) in [
+                ("drop", loss.drop),
+                ("early_drop", loss.early_drop),
+                ("insert_failed", loss.insert_failed),
+            ] {
+                if value > 0 {
+                    self.loss_rows
+                        .entry(name)
+                        .or_default()
+                        .push(EvidenceLine::new(&ctx.member, n, raw));
+                }
+            }
             // Kept sorted and capped the way a merge keeps them, so one pass and merged chunks
             // agree (a fuzz finding: rows need not come in CPU order).
             let at = self.loss_by_cpu.partition_point(|l| *l <= loss);
@@ -363,7 +387,7 @@ mod tests {
         assert_eq!(s.totals["insert_failed"], 3);
         assert_eq!(s.totals["unknown1"], 7);
         assert_eq!(s.cpus_with_loss, 2);
-        let quoted: Vec<u64> = s.loss_rows.lines().map(|l| l.line).collect();
+        let quoted: Vec<u64> = s.loss_rows["drop"].lines().map(|l| l.line).collect();
         assert_eq!(quoted, [1, 3]);
     }
 

@@ -331,10 +331,7 @@ impl DmesgSummary {
                 self.table_full
                     .push(EvidenceLine::new(&ctx.member, n, line));
                 match netns {
-                    Some(ns) if self.netns.len() < MAX_NETNS => {
-                        self.netns.insert(ns);
-                    }
-                    Some(_) => {}
+                    Some(ns) => keep_smallest(&mut self.netns, ns),
                     None => self.init_netns_lines += 1,
                 }
                 if let Stamp::Uptime(u) = parsed.stamp {
@@ -343,7 +340,7 @@ impl DmesgSummary {
                 }
             }
             Message::Suppressed(k) => {
-                self.suppressed += k;
+                self.suppressed = self.suppressed.saturating_add(k);
                 self.suppressed_lines
                     .push(EvidenceLine::new(&ctx.member, n, line));
             }
@@ -363,6 +360,14 @@ impl DmesgSummary {
             }
             Message::Other => {}
         }
+    }
+}
+
+/// The [`MAX_NETNS`] smallest namespace numbers, whatever order they arrive in.
+fn keep_smallest(set: &mut BTreeSet<u64>, ns: u64) {
+    set.insert(ns);
+    if set.len() > MAX_NETNS {
+        set.pop_last();
     }
 }
 
@@ -387,12 +392,10 @@ impl Merge for DmesgSummary {
         self.lines += other.lines;
         self.table_full.combine(other.table_full);
         for ns in other.netns {
-            if self.netns.len() < MAX_NETNS {
-                self.netns.insert(ns);
-            }
+            keep_smallest(&mut self.netns, ns);
         }
         self.init_netns_lines += other.init_netns_lines;
-        self.suppressed += other.suppressed;
+        self.suppressed = self.suppressed.saturating_add(other.suppressed);
         self.suppressed_lines.combine(other.suppressed_lines);
         self.first_full_uptime = min_opt(self.first_full_uptime, other.first_full_uptime);
         self.last_full_uptime = max_opt(self.last_full_uptime, other.last_full_uptime);

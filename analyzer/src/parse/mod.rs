@@ -115,6 +115,14 @@ pub enum MemberSummary {
 impl Merge for MemberSummary {
     fn combine(&mut self, other: Self) {
         use MemberSummary as S;
+        // A chunk lost to an internal error merges as nothing.
+        if matches!(other, S::Skipped) {
+            return;
+        }
+        if matches!(self, S::Skipped) {
+            *self = other;
+            return;
+        }
         match (self, other) {
             (S::Node(a), S::Node(b)) => a.combine(b),
             (S::Dmesg(a), S::Dmesg(b)) => a.combine(b),
@@ -155,6 +163,31 @@ pub fn is_line_independent(kind: &MemberKind) -> bool {
 /// larger than any chunk: `kubectl get pods -A -o json` of a big cluster).
 pub fn is_streamed(kind: &MemberKind) -> bool {
     matches!(kind, MemberKind::KubeObjects)
+}
+
+/// [`parse_chunk`], turning a bug in a parser into a reported problem instead of an abort: a
+/// parse task runs on the rayon pool, where a panic would take the whole process down.
+pub fn parse_chunk_guarded(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_chunk(ctx, data))) {
+        Ok(parsed) => parsed,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let mut problems = LineProblems::default();
+            problems.push(
+                Problem::new(
+                    &*ctx.member,
+                    Severity::Error,
+                    format!("internal error while parsing this part of the member, skipped (please report): {what}"),
+                )
+                .at_line(ctx.first_line),
+            );
+            (MemberSummary::Skipped, problems)
+        }
+    }
 }
 
 /// Parses one chunk of a member into a partial summary.
@@ -324,7 +357,8 @@ impl<R: Read> Chunker<R> {
     pub fn new(reader: R, size: usize) -> Self {
         Chunker {
             reader,
-            size: size.max(2),
+            // Room for the newline: a line of exactly `size` bytes fits.
+            size: size.max(2) + 1,
             carry: Vec::new(),
             next_line: 1,
             eof: false,
@@ -334,7 +368,7 @@ impl<R: Read> Chunker<R> {
 
     /// The longest line a chunk can hold.
     pub fn max_line(&self) -> usize {
-        self.size
+        self.size - 1
     }
 
     /// Fills `buf` (cleared first) with whole lines. Returns the number of the first line, or
@@ -456,6 +490,15 @@ mod tests {
             .flat_map(|(first, d)| lines(d, *first).map(|(n, _)| n).collect::<Vec<_>>())
             .collect();
         assert_eq!(numbers, [1, 3]);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_cap_fits() {
+        // Regression (review): the newline counted against the cap.
+        let (out, overlong) = chunks(b"12345\nabc\n", 5);
+        assert!(overlong.is_empty(), "{overlong:?}");
+        let joined: Vec<u8> = out.iter().flat_map(|c| c.1.clone()).collect();
+        assert_eq!(joined, b"12345\nabc\n");
     }
 
     #[test]
