@@ -380,12 +380,6 @@ pub struct SizingFacts {
     /// kube-proxy's default: max(131072, 32768 × CPUs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kube_proxy_max: Option<u64>,
-    /// The larger of the two: what this node is expected to run with.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_max: Option<u64>,
-    /// max / expected_max.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_ratio_to_expected: Option<f64>,
     /// Kernel memory the current max may take at most, bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory_bytes: Option<u64>,
@@ -855,13 +849,8 @@ pub fn derive(data: &BundleData) -> FactSet {
     let sz = &mut set.facts.nf.sizing;
     sz.kernel_default_max = mem.map(kernel_default_max);
     sz.kube_proxy_max = cpus.map(|c| KUBE_PROXY_MIN.max(KUBE_PROXY_PER_CORE.saturating_mul(c)));
-    sz.expected_max = match (sz.kernel_default_max, sz.kube_proxy_max) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
     if let Some(max) = set.facts.nf.max {
         let sz = &mut set.facts.nf.sizing;
-        sz.max_ratio_to_expected = sz.expected_max.and_then(|e| ratio(max, e)).map(round4);
         sz.max_memory_bytes = Some(max.saturating_mul(BYTES_PER_ENTRY));
         sz.max_memory_share = mem
             .and_then(|m| ratio(max.saturating_mul(BYTES_PER_ENTRY), m))
