@@ -551,9 +551,8 @@ impl Merge for CtSummary {
 mod tests {
     use super::*;
     use crate::classify::MemberKind;
-    use crate::parse::{MemberSummary, lines, parse_all};
+    use crate::parse::{MemberSummary, parse_all};
     use proptest::prelude::*;
-    use std::sync::Arc;
 
     fn ep(addr: &str, port: u16) -> Endpoint<'_> {
         Endpoint {
@@ -690,22 +689,16 @@ not an entry
     }
 
     fn chunked(text: &str, cut_every: usize) -> CtSummary {
-        let mut total = CtSummary::default();
-        let all: Vec<(u64, &[u8])> = lines(text.as_bytes(), 1).collect();
-        for piece in all.chunks(cut_every.max(1)) {
-            let ctx = ChunkCtx {
-                member: Arc::from("cilium/ct-list-global.txt"),
-                kind: MemberKind::CiliumCtList,
-                first_line: piece[0].0,
-            };
-            let mut part = CtSummary::default();
-            let mut problems = LineProblems::default();
-            for (n, l) in piece {
-                part.add_line(&ctx, *n, l, &mut problems);
-            }
-            total.combine(part);
+        match crate::parse::parse_in_pieces(
+            MemberKind::CiliumCtList,
+            "cilium/ct-list-global.txt",
+            text,
+            cut_every,
+        ) {
+            MemberSummary::CiliumCt(s) => *s,
+            MemberSummary::Skipped => CtSummary::default(),
+            other => panic!("{other:?}"),
         }
-        total
     }
 
     fn arb_line() -> impl Strategy<Value = String> {

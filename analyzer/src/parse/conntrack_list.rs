@@ -701,9 +701,8 @@ impl PartialEq for ListSummary {
 mod tests {
     use super::*;
     use crate::classify::MemberKind;
-    use crate::parse::{MemberSummary, lines, parse_all};
+    use crate::parse::{MemberSummary, parse_all};
     use proptest::prelude::*;
-    use std::sync::Arc;
 
     fn tuple<'a>(src: &'a str, dst: &'a str, sport: u16, dport: u16) -> Tuple<'a> {
         Tuple {
@@ -860,22 +859,16 @@ conntrack v1.4.7 (conntrack-tools): 6 flow entries have been shown.
     }
 
     fn chunked(text: &str, cut_every: usize) -> ListSummary {
-        let mut total = ListSummary::default();
-        let all: Vec<(u64, &[u8])> = lines(text.as_bytes(), 1).collect();
-        for piece in all.chunks(cut_every.max(1)) {
-            let ctx = ChunkCtx {
-                member: Arc::from("conntrack/list.txt"),
-                kind: MemberKind::ConntrackList,
-                first_line: piece[0].0,
-            };
-            let mut part = ListSummary::default();
-            let mut problems = LineProblems::default();
-            for (n, l) in piece {
-                part.add_line(&ctx, *n, l, &mut problems);
-            }
-            total.combine(part);
+        match crate::parse::parse_in_pieces(
+            MemberKind::ConntrackList,
+            "conntrack/list.txt",
+            text,
+            cut_every,
+        ) {
+            MemberSummary::ConntrackList(s) => *s,
+            MemberSummary::Skipped => ListSummary::default(),
+            other => panic!("{other:?}"),
         }
-        total
     }
 
     fn arb_line() -> impl Strategy<Value = String> {

@@ -434,6 +434,33 @@ impl<R: Read> Chunker<R> {
     }
 }
 
+/// Parses `text` as the reader does — pieces of `lines_per_piece` lines through [`parse_chunk`],
+/// merged in order — for the tests that hold it to [`parse_all`].
+#[cfg(test)]
+pub(crate) fn parse_in_pieces(
+    kind: MemberKind,
+    member: &str,
+    text: &str,
+    lines_per_piece: usize,
+) -> MemberSummary {
+    let all: Vec<(u64, &[u8])> = lines(text.as_bytes(), 1).collect();
+    let mut total = MemberSummary::Skipped;
+    for piece in all.chunks(lines_per_piece.max(1)) {
+        let mut data = Vec::new();
+        for (_, l) in piece {
+            data.extend_from_slice(l);
+            data.push(b'\n');
+        }
+        let ctx = ChunkCtx {
+            member: Arc::from(member),
+            kind: kind.clone(),
+            first_line: piece[0].0,
+        };
+        total.combine(parse_chunk(&ctx, &data).0);
+    }
+    total
+}
+
 /// Parses a whole member sequentially (tests, small inputs): the reference the parallel path
 /// must equal.
 pub fn parse_all(kind: MemberKind, member: &str, data: &[u8]) -> (MemberSummary, Vec<Problem>) {
