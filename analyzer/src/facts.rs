@@ -32,6 +32,8 @@ pub const KUBE_PROXY_MIN: u64 = 131_072;
 pub const KUBE_PROXY_PER_CORE: u64 = 32_768;
 /// How many pairs each top list holds.
 const TOP_N: usize = 10;
+/// The kernel's ESTABLISHED timeout, 5 days (`tcp_timeouts`, nf_conntrack_proto_tcp.c).
+pub const KERNEL_ESTABLISHED_TIMEOUT: u64 = 432_000;
 
 /// All facts about one node.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -171,8 +173,12 @@ pub struct StatsFacts {
     pub invalid: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search_restart: Option<u64>,
-    /// Every counter of the last sample, by name.
+    /// Every counter of the last sample, by name: `conntrack -S`'s, completed with the columns of
+    /// `/proc/net/stat/nf_conntrack` that an older conntrack-tools does not print
+    /// (`clash_resolve`, `chaintoolong`).
     pub all: BTreeMap<String, u64>,
+    /// Counters taken from `/proc/net/stat/nf_conntrack` because `conntrack -S` lacked them.
+    pub from_proc_stat: Vec<String>,
     /// Loss counters of the CPUs that have any, in the last sample.
     pub loss_by_cpu: Vec<crate::parse::conntrack_stats::CpuLoss>,
 }
@@ -206,6 +212,14 @@ pub struct DeltaFacts {
     pub early_drop: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insert_failed: Option<i64>,
+    /// Inserts refused because the hash chain was too long (`chaintoolong`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaintoolong: Option<i64>,
+    /// Clashes the kernel resolved (`clash_resolve`): harmless, shown for contrast.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clash_resolve: Option<i64>,
+    /// Every counter present in both the first and the last sample, by name.
+    pub all: BTreeMap<String, i64>,
     /// Change of the entry count between the first and last count samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
@@ -241,14 +255,35 @@ pub struct DmesgFacts {
     pub suppressed: Option<u64>,
     /// Network namespaces named by `table full in netns N` (kernel 6.x).
     pub netns: Vec<u64>,
-    /// Uptime of the first and last table-full lines, seconds.
+    /// `table full in netns N` lines per namespace inode (decimal string keys), every boot.
+    pub table_full_by_netns: BTreeMap<String, u64>,
+    /// Table-full lines of the node's own table: the initial namespace, which the kernel logs
+    /// without `in netns` (`__nf_conntrack_alloc`), every boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_table_full: Option<u64>,
+    /// The same, in the node's current boot only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_table_full_this_boot: Option<u64>,
+    /// Table-full lines (any namespace) written before the node's current boot: history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_full_earlier_boots: Option<u64>,
+    /// Uptime of the first and last host table-full lines of the current boot, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_table_full_uptime: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_table_full_uptime: Option<f64>,
-    /// How long before collection the last table-full line was written, seconds.
+    /// How long before collection the last host table-full line of the current boot was
+    /// written, seconds (uptime stamps against `/proc/uptime`, else wall-clock stamps against the
+    /// collection time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_since_table_full: Option<f64>,
+    /// The same for the last line naming another namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_since_netns_table_full: Option<f64>,
+    /// How long before collection the last table-full line of an earlier boot was written,
+    /// where its stamp is a wall clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_since_earlier_boot_table_full: Option<f64>,
     /// nf_conntrack_max printed when the module loaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub module_max: Option<u64>,
@@ -351,6 +386,42 @@ pub struct ListFacts {
     /// DNAT backends with unanswered entries and not a single answered one (gone after a rollout),
     /// while other backends of the same service answer.
     pub stale: StaleFacts,
+    /// UDP entries still DNAT'd to a backend judged gone, at any fill level.
+    pub udp_stale: StaleFacts,
+    /// The established timeout idle times are measured against (`nf.timeouts.tcp_established`,
+    /// else the kernel's default 432000 s), seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_timeout: Option<u64>,
+    /// ESTABLISHED entries idle at least a day (timeout minus remaining timer ≥ 86400 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_idle_day: Option<u64>,
+    /// Their share of ESTABLISHED entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_idle_day_share: Option<f64>,
+    /// The longest idle time among ESTABLISHED entries, seconds (minute resolution).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_max_idle_seconds: Option<u64>,
+    /// Pairs of those idle entries (exact only under the kernel's default timeout; empty
+    /// otherwise).
+    pub top_idle_established_pairs: Vec<PairFact>,
+    /// Sources of unanswered entries (TCP SYN_SENT/UNREPLIED, UDP UNREPLIED) with how many
+    /// distinct destinations (address and port) they tried, most destinations first.
+    pub top_unanswered_sources: Vec<SourceFact>,
+}
+
+/// A source of unanswered entries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceFact {
+    pub src: String,
+    /// The pod or node it belongs to, where cluster files say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_name: Option<String>,
+    /// Its unanswered entries.
+    pub entries: u64,
+    /// Distinct destinations among them (estimated above a few hundred, within a few percent).
+    pub destinations: u64,
+    /// Share of all unanswered entries.
+    pub share: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -500,7 +571,7 @@ pub fn derive(data: &BundleData) -> FactSet {
             MemberSummary::Manifest(s) => set.manifest = s.manifest.clone(),
             MemberSummary::Node(s) => node.combine(s.clone()),
             MemberSummary::Dmesg(s) => {
-                dmesg.combine(Some(s.clone()));
+                dmesg.combine(Some((**s).clone()));
                 dmesg_members.push(m.path.clone());
             }
             MemberSummary::Sysctl(s) => {
@@ -713,9 +784,38 @@ pub fn derive(data: &BundleData) -> FactSet {
         let member = last.member.to_string();
         set.source("nf.count", &member);
     }
-    if let Some(last) = samples.last() {
+    // conntrack-tools before 1.4.7 does not know the newer netlink counters and prints none of
+    // them; the same sample's /proc/net/stat row has them.
+    let proc_samples: Vec<&StatsSummary> = {
+        let mut p: Vec<(u32, &str, &StatsSummary)> = stats
+            .iter()
+            .filter(|s| s.1 == StatsSource::ProcStat)
+            .enumerate()
+            .map(|(i, s)| (s.0.unwrap_or(i as u32), s.3, s.2))
+            .collect();
+        p.sort_by_key(|x| (x.0, x.1));
+        p.into_iter().map(|x| x.2).collect()
+    };
+    let completed = |s: &StatsSummary, proc: Option<&&StatsSummary>| -> BTreeMap<String, u64> {
+        let mut all = s.totals.clone();
+        if use_source == StatsSource::ConntrackS
+            && let Some(p) = proc
+        {
+            for (k, v) in &p.totals {
+                all.entry(k.clone()).or_insert(*v);
+            }
+        }
+        all
+    };
+    let last_all = samples
+        .last()
+        .map(|l| completed(l.stats, proc_samples.last()));
+    let first_all = samples
+        .first()
+        .map(|f| completed(f.stats, proc_samples.first()));
+    if let (Some(last), Some(all)) = (samples.last(), &last_all) {
         let s = last.stats;
-        let get = |k: &str| s.totals.get(k).copied();
+        let get = |k: &str| all.get(k).copied();
         let st = &mut set.facts.nf.stats;
         st.samples = samples.len() as u64;
         st.cpus = Some(s.cpus as u64);
@@ -727,10 +827,19 @@ pub fn derive(data: &BundleData) -> FactSet {
         st.chaintoolong = get("chaintoolong");
         st.invalid = get("invalid");
         st.search_restart = get("search_restart");
-        st.all = s.totals.clone();
+        st.from_proc_stat = all
+            .keys()
+            .filter(|k| !s.totals.contains_key(*k))
+            .cloned()
+            .collect();
+        st.all = all.clone();
         st.loss_by_cpu = s.loss_by_cpu.clone();
-        for counter in ["drop", "early_drop", "insert_failed"] {
-            if let Some(rows) = s.loss_rows.get(counter) {
+        for counter in ["drop", "early_drop", "insert_failed", "chaintoolong"] {
+            let rows = s
+                .loss_rows
+                .get(counter)
+                .or_else(|| proc_samples.last().and_then(|p| p.loss_rows.get(counter)));
+            if let Some(rows) = rows {
                 set.quote(&format!("nf.stats.{counter}"), rows.lines().cloned());
             }
         }
@@ -759,17 +868,19 @@ pub fn derive(data: &BundleData) -> FactSet {
     if samples.len() >= 2
         && let (Some(first), Some(last)) = (samples.first(), samples.last())
     {
-        let d = |k: &str| -> Option<i64> {
-            Some(diff(
-                *last.stats.totals.get(k)?,
-                *first.stats.totals.get(k)?,
-            ))
-        };
+        let (first_all, last_all) = (first_all.unwrap_or_default(), last_all.unwrap_or_default());
+        let d = |k: &str| -> Option<i64> { Some(diff(*last_all.get(k)?, *first_all.get(k)?)) };
         let nf = &mut set.facts.nf;
         nf.delta.samples = samples.len() as u64;
         nf.delta.drop = d("drop");
         nf.delta.early_drop = d("early_drop");
         nf.delta.insert_failed = d("insert_failed");
+        nf.delta.chaintoolong = d("chaintoolong");
+        nf.delta.clash_resolve = d("clash_resolve");
+        nf.delta.all = last_all
+            .keys()
+            .filter_map(|k| Some((k.clone(), d(k)?)))
+            .collect();
         if let (Some(t0), Some(t1)) = (first.time, last.time)
             && t1 > t0
         {
@@ -796,22 +907,48 @@ pub fn derive(data: &BundleData) -> FactSet {
 
     // Kernel log.
     if let Some(d) = &dmesg {
+        let collected = set.facts.node.collected_at.as_deref().and_then(epoch);
+        let uptime_now = set.facts.node.uptime_seconds;
         let df = &mut set.facts.nf.dmesg;
         df.lines = Some(d.lines);
         df.table_full = Some(d.table_full.total);
         df.suppressed = Some(d.suppressed);
-        df.netns = d.netns.iter().copied().collect();
-        df.first_table_full_uptime = d.first_full_uptime;
-        df.last_table_full_uptime = d.last_full_uptime;
+        df.netns = d.netns_inodes().collect();
+        df.table_full_by_netns = d.netns.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        df.host_table_full = Some(d.init_netns_lines);
         df.module_max = d.module_loaded.as_ref().map(|m| m.1);
-        // "Now" on the uptime clock: /proc/uptime at collection, else the log's newest stamp.
-        let now = set.facts.node.uptime_seconds.or(d.last_uptime);
-        // A last line "after" now was written before a reboot: how long ago is unknown.
-        if let (Some(now), Some(last)) = (now, d.last_full_uptime)
-            && now >= last
-        {
-            df.seconds_since_table_full = Some(round4(now - last));
-        }
+        // The log's latest boot is the node's current one unless the node's clock is behind the
+        // log's (the log was written before a reboot it does not show).
+        let (current, earlier) = match (uptime_now, d.last_uptime) {
+            (Some(now), Some(last)) if now + 60.0 < last => {
+                let mut all = d.earlier.clone();
+                all.combine(d.current.clone());
+                (crate::parse::dmesg::Episode::default(), all)
+            }
+            _ => (d.current.clone(), d.earlier.clone()),
+        };
+        df.host_table_full_this_boot = Some(current.host_lines);
+        df.table_full_earlier_boots = Some(earlier.host_lines + earlier.netns_lines);
+        df.first_table_full_uptime = current.first_host_uptime;
+        df.last_table_full_uptime = current.last_host_uptime;
+        // "Now" on the uptime clock: /proc/uptime at collection, else the log's newest stamp;
+        // on the wall clock: the collection time, else the log's newest wall stamp.
+        let now = uptime_now.or(d.last_uptime);
+        let wall_now = collected.or_else(|| d.last_wall.and_then(|w| w.epoch(None)));
+        let since = |uptime: Option<f64>, wall: Option<crate::parse::dmesg::Wall>| {
+            let by_uptime = now.zip(uptime).map(|(n, u)| n - u);
+            let by_wall = wall_now
+                .zip(wall.and_then(|w| w.epoch(wall_now)))
+                .map(|(n, w)| n - w);
+            by_uptime.or(by_wall).filter(|s| *s >= 0.0).map(round4)
+        };
+        df.seconds_since_table_full = since(current.last_host_uptime, current.last_host_wall);
+        df.seconds_since_netns_table_full =
+            since(current.last_netns_uptime, current.last_netns_wall);
+        df.seconds_since_earlier_boot_table_full = since(
+            None,
+            later_wall(earlier.last_host_wall, earlier.last_netns_wall),
+        );
         let lines: Vec<EvidenceLine> = d.table_full.lines().cloned().collect();
         set.quote("nf.dmesg.table_full", lines);
         set.quote("nf.dmesg.suppressed", d.suppressed_lines.lines().cloned());
@@ -890,6 +1027,7 @@ fn derive_k8s(set: &mut FactSet, k: &KubeSummary) {
         &mut lf.top_unanswered_tcp_pairs,
         &mut lf.top_udp_pairs,
         &mut lf.top_services,
+        &mut lf.top_idle_established_pairs,
         &mut set.facts.cilium.ct.top_pairs,
     ];
     for list in lists {
@@ -898,8 +1036,25 @@ fn derive_k8s(set: &mut FactSet, k: &KubeSummary) {
             p.dst_name = name(&p.dst);
         }
     }
-    for b in &mut set.facts.nf.list.stale.backends {
+    let lf = &mut set.facts.nf.list;
+    for b in lf
+        .stale
+        .backends
+        .iter_mut()
+        .chain(&mut lf.udp_stale.backends)
+    {
         b.backend_name = b.backend_name.take().or_else(|| name(&b.backend));
+    }
+}
+
+fn later_wall(
+    a: Option<crate::parse::dmesg::Wall>,
+    b: Option<crate::parse::dmesg::Wall>,
+) -> Option<crate::parse::dmesg::Wall> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y >= x { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 
@@ -957,6 +1112,59 @@ fn stale_by_slices(l: &ListSummary, k: &KubeSummary) -> Vec<StaleBackend> {
             Some(s)
         })
         .collect()
+}
+
+/// UDP backends reached through a known Service that are no endpoint of any Service now.
+fn udp_stale_by_slices(l: &ListSummary, k: &KubeSummary) -> Vec<StaleBackend> {
+    l.backends
+        .iter()
+        .filter(|(ip, b)| b.udp_replied + b.udp_unreplied > 0 && !k.endpoints.contains_key(ip))
+        .filter_map(|(ip, b)| {
+            let svc = b.udp_service?;
+            let service = service_of(k, &svc)?;
+            let mut s = udp_stale_backend(ip, b);
+            s.service_name = Some(service);
+            s.backend_name = k.lookup(ip).map(|n| n.label());
+            Some(s)
+        })
+        .collect()
+}
+
+/// UDP backends none of whose entries was answered while another backend of the same UDP
+/// service answers.
+fn udp_stale_by_replies(l: &ListSummary, kube: Option<&KubeSummary>) -> Vec<StaleBackend> {
+    let live: std::collections::HashSet<Service> = l
+        .backends
+        .values()
+        .filter(|b| b.udp_replied > 0)
+        .filter_map(|b| b.udp_service)
+        .collect();
+    l.backends
+        .iter()
+        .filter(|(_, b)| b.udp_replied == 0 && b.udp_unreplied > 0)
+        .filter(|(_, b)| b.udp_service.is_some_and(|s| live.contains(&s)))
+        .map(|(ip, b)| {
+            let mut s = udp_stale_backend(ip, b);
+            if let Some(k) = kube {
+                s.service_name = b.udp_service.and_then(|svc| service_of(k, &svc));
+                s.backend_name = k.lookup(ip).map(|n| n.label());
+            }
+            s
+        })
+        .collect()
+}
+
+fn udp_stale_backend(ip: &std::net::IpAddr, b: &BackendCounts) -> StaleBackend {
+    let mut s = stale_backend(ip, b, b.udp_replied + b.udp_unreplied);
+    s.unreplied = b.udp_unreplied;
+    s.service = b
+        .udp_service
+        .map(|s| match s.addr {
+            std::net::IpAddr::V6(a) => format!("[{a}]:{}", s.port),
+            a => format!("{a}:{}", s.port),
+        })
+        .unwrap_or_default();
+    s
 }
 
 /// Backends that never answered while another backend of the same service does.
@@ -1055,12 +1263,92 @@ fn derive_list(set: &mut FactSet, l: &ListSummary, truncated: bool, kube: Option
     stale.truncate(TOP_N);
     lf.stale.backends = stale;
 
+    // UDP entries DNAT'd to a backend that is gone: judged the same two ways, on UDP alone.
+    let (method, mut udp_stale) = match kube.filter(|k| k.endpoint_slices > 0) {
+        Some(k) => ("endpointslices", udp_stale_by_slices(l, k)),
+        None => ("unreplied", udp_stale_by_replies(l, kube)),
+    };
+    udp_stale.sort_by(|a, b| {
+        b.entries
+            .cmp(&a.entries)
+            .then_with(|| a.backend.cmp(&b.backend))
+    });
+    let lf = &mut set.facts.nf.list;
+    lf.udp_stale.method = Some(method.to_string());
+    let udp_stale_entries: u64 = udp_stale.iter().map(|s| s.entries).sum();
+    lf.udp_stale.entries = Some(udp_stale_entries);
+    lf.udp_stale.share = share(udp_stale_entries, udp);
+    lf.udp_stale.backend_count = Some(udp_stale.len() as u64);
+    udp_stale.truncate(TOP_N);
+    lf.udp_stale.backends = udp_stale;
+
+    // Idle ESTABLISHED entries: every packet resets the timer to the established timeout, so
+    // timeout − timer is how long the connection has been silent.
+    let timeout = set.facts.nf.timeouts.get("tcp_established").copied();
+    let lf = &mut set.facts.nf.list;
+    let e = timeout.unwrap_or(KERNEL_ESTABLISHED_TIMEOUT);
+    lf.established_timeout = Some(e);
+    if e >= 86_400 {
+        let limit_minutes = (e - 86_400) / 60;
+        let idle: u64 = l
+            .established_timers
+            .range(..=limit_minutes as u32)
+            .map(|(_, n)| n)
+            .sum();
+        lf.established_idle_day = Some(idle);
+        lf.established_idle_day_share = share(idle, established);
+    } else {
+        lf.established_idle_day = Some(0);
+        lf.established_idle_day_share = Some(0.0);
+    }
+    lf.established_max_idle_seconds = l
+        .established_timers
+        .keys()
+        .next()
+        .map(|m| e.saturating_sub(u64::from(*m) * 60));
+    if e == KERNEL_ESTABLISHED_TIMEOUT {
+        lf.top_idle_established_pairs = pair_facts(
+            l.idle_established_pairs.top(TOP_N),
+            lf.established_idle_day.unwrap_or(0),
+        );
+    }
+
+    // Sources of unanswered entries by distinct destinations.
+    let unanswered_total: u64 = l.unanswered_sources.values().map(|s| s.entries).sum();
+    let mut sources: Vec<SourceFact> = l
+        .unanswered_sources
+        .iter()
+        .map(|(ip, sk)| SourceFact {
+            src: ip.to_string(),
+            src_name: kube.and_then(|k| k.lookup(ip)).map(|n| n.label()),
+            entries: sk.entries,
+            destinations: sk.destinations(),
+            share: ratio(sk.entries, unanswered_total)
+                .map(round4)
+                .unwrap_or(0.0),
+        })
+        .collect();
+    sources.sort_by(|a, b| {
+        b.destinations
+            .cmp(&a.destinations)
+            .then_with(|| b.entries.cmp(&a.entries))
+            .then_with(|| a.src.cmp(&b.src))
+    });
+    sources.truncate(TOP_N);
+    lf.top_unanswered_sources = sources;
+
     let example = |k: &str| -> Vec<EvidenceLine> {
         l.examples
             .get(k)
             .map(|s| s.lines().cloned().collect())
             .unwrap_or_default()
     };
+    set.quote("nf.list.udp_stale.entries", example("udp dnat"));
+    set.quote(
+        "nf.list.established_idle_day",
+        example("tcp ESTABLISHED idle"),
+    );
+    set.quote("nf.list.top_unanswered_sources", example("tcp unanswered"));
     set.quote("nf.list.timewait_share", example("tcp TIME_WAIT"));
     set.quote("nf.list.established_share", example("tcp ESTABLISHED"));
     set.quote("nf.list.unanswered_tcp_share", example("tcp unanswered"));

@@ -1,9 +1,10 @@
 //! Findings: every rule applied to one node's facts, ranked, with the evidence that backs each,
 //! what was ruled out, and what could not be evaluated and how to get it.
 //!
-//! The likely cause is the most severe cause, the highest-scoring among equals (a critical
-//! exhaustion outranks a warning-level pressure whatever their scores), with the highest-scoring
-//! contributor of its layer beside it (of any layer when its own has none).
+//! The likely cause is a live cause before any that is not (dropping now outranks an episode an
+//! hour or a boot ago, whatever their severities), then the most severe, then the highest-scoring
+//! (a critical exhaustion outranks a warning-level pressure whatever their scores), with the
+//! highest-scoring contributor of its layer beside it (of any layer when its own has none).
 //! A finding's confidence drops when a member it relies on was truncated, when a fact it could
 //! have used is missing, or when the bundle failed an integrity check: a postmortem must be able
 //! to tell a proof from a hint.
@@ -69,6 +70,8 @@ pub struct LikelyCause {
     pub title: String,
     pub score: u8,
     pub severity: Severity,
+    /// Happening at collection; false for an episode in the past (history).
+    pub live: bool,
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contributor: Option<ContributorRef>,
@@ -91,6 +94,8 @@ pub struct Finding {
     pub layer: String,
     pub severity: Severity,
     pub score: u8,
+    /// Happening at collection (the rule's `live`); false for an episode in the past.
+    pub live: bool,
     pub summary: String,
     pub threshold: String,
     pub evidence: Vec<Evidence>,
@@ -351,9 +356,11 @@ fn evaluate_tree(
         }
     }
 
+    // History (not live) after everything happening now.
     findings.sort_by(|a, b| {
-        b.score
-            .cmp(&a.score)
+        b.live
+            .cmp(&a.live)
+            .then_with(|| b.score.cmp(&a.score))
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| b.severity.cmp(&a.severity))
             .then_with(|| a.id.cmp(&b.id))
@@ -362,8 +369,9 @@ fn evaluate_tree(
         .iter()
         .filter(|f| f.kind == RuleKind::Cause)
         .max_by(|a, b| {
-            a.severity
-                .cmp(&b.severity)
+            a.live
+                .cmp(&b.live)
+                .then(a.severity.cmp(&b.severity))
                 .then(a.score.cmp(&b.score))
                 .then_with(|| b.id.cmp(&a.id))
         })
@@ -372,6 +380,7 @@ fn evaluate_tree(
             title: c.title.clone(),
             score: c.score,
             severity: c.severity,
+            live: c.live,
             summary: c.summary.clone(),
             contributor: findings
                 .iter()
@@ -506,9 +515,22 @@ fn finding(
             }
         }
     }
+    let live = match &rule.live {
+        Some(expr) => rules.eval(rule, expr, ctx)?.is_true(),
+        None => true,
+    };
     let steps = |steps: &[Step]| -> Result<Vec<RenderedStep>, String> {
-        steps
-            .iter()
+        let mut shown = Vec::new();
+        for s in steps {
+            if let Some(when) = &s.when
+                && !rules.eval(rule, when, ctx)?.is_true()
+            {
+                continue;
+            }
+            shown.push(s);
+        }
+        shown
+            .into_iter()
             .map(|s| {
                 Ok(RenderedStep {
                     kind: s.kind,
@@ -528,6 +550,7 @@ fn finding(
         layer: rule.layer.clone(),
         severity: rule.severity,
         score,
+        live,
         summary,
         threshold: rule
             .threshold

@@ -71,6 +71,11 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    /// Shown only when this expression over the facts is true (default: always). A step that
+    /// would contradict the node's own values — a size it already has, a hash table smaller than
+    /// the current one — is guarded here, in the rule, not in Rust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
     /// `safe` or `risky`; verification steps leave it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<StepKind>,
@@ -112,6 +117,10 @@ pub struct Rule {
     #[serde(default)]
     pub applies: Option<String>,
     pub when: String,
+    /// Whether the failure is happening at collection (default: it is). A cause that is not live
+    /// — an episode minutes or boots ago — ranks below every live cause whatever its severity.
+    #[serde(default)]
+    pub live: Option<String>,
     pub score: String,
     pub summary: String,
     /// Said when the rule was evaluated and did not fire, where that is worth saying.
@@ -280,7 +289,16 @@ impl RuleSet {
             ("when", Some(&r.when)),
             ("score", Some(&r.score)),
             ("applies", r.applies.as_ref()),
-        ] {
+            ("live", r.live.as_ref()),
+        ]
+        .into_iter()
+        .chain(
+            r.mitigation
+                .iter()
+                .chain(&r.verify)
+                .chain(&r.alert)
+                .map(|s| ("step when", s.when.as_ref())),
+        ) {
             let Some(src) = src else { continue };
             let expr = self
                 .env

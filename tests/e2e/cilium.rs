@@ -220,7 +220,7 @@ xx drop (Policy denied) flow 0xfddd76f6 to endpoint 0, ifindex 29, file bpf_lxc.
     let facts = &report["nodes"][0]["facts"]["cilium"];
     assert_eq!(
         facts["limits"]["sources"]["nat_max"],
-        "default (dynamic sizing is on and its result was not collected: the real size may differ)"
+        "default (dynamic sizing is on, its result was not collected and the node's memory is unknown: the real size may differ)"
     );
     assert_eq!(facts["monitor"]["by_reason"]["Policy denied"], 1);
 }

@@ -26,6 +26,41 @@ pub const DEFAULT_ANY_MAX: u64 = 262_144;
 pub const DEFAULT_NAT_MAX: u64 = 524_288;
 /// How many pairs the top list holds.
 const TOP_N: usize = 10;
+/// `bpf-map-dynamic-size-ratio` when the configuration does not say: the agent's flag default
+/// and the Helm chart's `bpf.mapDynamicSizeRatio` (`mapsize` package, `ConfigCell`).
+pub const DEFAULT_DYNAMIC_RATIO: f64 = 0.0025;
+/// Memory the default map sizes take (`totalMapMemoryDefault` in `getDynamicSizeCalculator`):
+/// CT TCP 524288 + CT any 262144 entries of 94 bytes (IPv6 key 38 + `CtEntry` 56), NAT 524288 of
+/// 94, neighbour 524288 of 24, SockRevNAT 262144 of 52 = 262144 × 570 bytes.
+const DEFAULT_MAPS_BYTES: u64 = 262_144 * 570;
+/// Floors and ceiling of dynamic sizing (`limitTableAutoGlobalTCPMin`, `…AnyMin`, `…NatGlobalMin`,
+/// `LimitTableMax`).
+const DYNAMIC_TCP_MIN: u64 = 1 << 17;
+const DYNAMIC_ANY_MIN: u64 = 1 << 16;
+const DYNAMIC_NAT_MIN: u64 = 1 << 17;
+const LIMIT_TABLE_MAX: u64 = 1 << 24;
+
+/// The map sizes Cilium's dynamic sizing computes for a node (`getDynamicSizeCalculator`):
+/// each default scaled by `MemTotal × ratio / totalMapMemoryDefault`, floored and capped, NAT
+/// capped to 2/3 of the CT maps together. `None` when the ratio turns dynamic sizing off.
+/// (With `bpf-distributed-lru` each size is also rounded up to a multiple of the possible CPUs.)
+pub fn dynamic_sizes(mem_total: u64, ratio: f64) -> Option<(u64, u64, u64)> {
+    if !(ratio > 0.0 && ratio <= 1.0) {
+        return None;
+    }
+    let available = (mem_total as f64 * ratio) as u128;
+    let scale = |default: u64, min: u64| -> u64 {
+        let e = (u128::from(default) * available / u128::from(DEFAULT_MAPS_BYTES)) as u64;
+        if e < min { min } else { e.min(LIMIT_TABLE_MAX) }
+    };
+    let tcp = scale(DEFAULT_TCP_MAX, DYNAMIC_TCP_MIN);
+    let any = scale(DEFAULT_ANY_MAX, DYNAMIC_ANY_MIN);
+    let mut nat = scale(DEFAULT_NAT_MAX, DYNAMIC_NAT_MIN);
+    if nat > tcp + any {
+        nat = (tcp + any) * 2 / 3;
+    }
+    Some((tcp, any, nat))
+}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CiliumFacts {
@@ -432,33 +467,73 @@ fn derive_limits(set: &mut FactSet, inp: &Inputs<'_>) {
         || inp.status.dynamic_sizing.as_ref().is_some_and(|d| d.0)
         || !inp.log.dynamic.is_empty();
     set.facts.cilium.limits.dynamic_size_ratio = ratio_value;
+    // Without the agent's own word (runtime config, status, log), the sizes dynamic sizing gives
+    // this node's memory; Cilium sizes with it unless the ratio is set to 0.
+    let computed = set
+        .facts
+        .node
+        .mem_total_bytes
+        .and_then(|m| dynamic_sizes(m, ratio_value.unwrap_or(DEFAULT_DYNAMIC_RATIO)));
     let specs = [
-        ("tcp_max", "bpf-ct-global-tcp-max", DEFAULT_TCP_MAX),
-        ("any_max", "bpf-ct-global-any-max", DEFAULT_ANY_MAX),
-        ("nat_max", "bpf-nat-global-max", DEFAULT_NAT_MAX),
+        (
+            "tcp_max",
+            "bpf-ct-global-tcp-max",
+            DEFAULT_TCP_MAX,
+            computed.map(|c| c.0),
+        ),
+        (
+            "any_max",
+            "bpf-ct-global-any-max",
+            DEFAULT_ANY_MAX,
+            computed.map(|c| c.1),
+        ),
+        (
+            "nat_max",
+            "bpf-nat-global-max",
+            DEFAULT_NAT_MAX,
+            computed.map(|c| c.2),
+        ),
     ];
-    for (fact, key, default) in specs {
+    for (fact, key, default, computed) in specs {
         let configured = inp.config.values.get(key).filter(|v| !v.runtime);
         let runtime = inp.config.values.get(key).filter(|v| v.runtime);
-        let explicit =
-            configured.and_then(|v| Some((v.value.trim().parse::<u64>().ok()?, &v.line)));
+        // 0 is the agent's "not set: size dynamically".
+        let explicit = configured.and_then(|v| {
+            Some((
+                v.value.trim().parse::<u64>().ok().filter(|n| *n > 0)?,
+                &v.line,
+            ))
+        });
         // What the agent runs with, most direct first: its runtime config, its status table, the
         // size its log says dynamic sizing chose.
         let running = runtime
-            .and_then(|v| Some((v.value.trim().parse::<u64>().ok()?, &v.line)))
+            .and_then(|v| {
+                Some((
+                    v.value.trim().parse::<u64>().ok().filter(|n| *n > 0)?,
+                    &v.line,
+                ))
+            })
             .or_else(|| inp.status.size_for(key))
             .or_else(|| inp.log.dynamic.get(key).map(|(v, l)| (*v, l)));
+        let explicitly_off = ratio_value.is_some_and(|r| r <= 0.0);
         let (value, origin, line) = match (running, explicit) {
             (Some((v, l)), Some(_)) => (v, "configured", Some(l)),
             (Some((v, l)), None) if dynamic_on => (v, "dynamic sizing", Some(l)),
             (Some((v, l)), None) => (v, "configured", Some(l)),
             (None, Some((v, l))) => (v, "configured", Some(l)),
-            (None, None) => (default, "default", None),
+            (None, None) => match computed {
+                Some(v) if !explicitly_off => (v, "dynamic sizing (computed)", None),
+                _ => (default, "default", None),
+            },
         };
         let described = match (&line, origin) {
             (Some(l), _) => format!("{origin} ({})", l.member),
+            (None, "dynamic sizing (computed)") => format!(
+                "dynamic sizing computed from MemTotal × {} (the agent's log line `option {key} set by dynamic sizing to …` was not collected)",
+                ratio_value.unwrap_or(DEFAULT_DYNAMIC_RATIO)
+            ),
             (None, _) if dynamic_on => {
-                "default (dynamic sizing is on and its result was not collected: the real size may differ)"
+                "default (dynamic sizing is on, its result was not collected and the node's memory is unknown: the real size may differ)"
                     .to_string()
             }
             (None, _) => "default (Cilium pkg/option/config.go)".to_string(),
@@ -933,5 +1008,36 @@ fn derive_kube_proxy(
         set.source("kube_proxy.sync", s.member);
         set.source("kube_proxy.sync_duration", s.member);
         set.source("kube_proxy.restore_failures", s.member);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_sizing_reproduces_the_agents_logged_sizes() {
+        // `Memory available for map entries (0.250% of 32831414272B): 82078535B` then
+        // `option bpf-ct-global-tcp-max set by dynamic sizing to 287994` (cilium#25518).
+        assert_eq!(
+            dynamic_sizes(32_831_414_272, 0.0025),
+            Some((287_994, 143_997, 287_994))
+        );
+        // A 376 GiB node: the agent logged 3546590 / 1773295.
+        assert_eq!(
+            dynamic_sizes(404_311_371_776, 0.0025).map(|s| (s.0, s.1)),
+            Some((3_546_590, 1_773_295))
+        );
+        // An 8 GB node falls to the floors (cilium#17371).
+        assert_eq!(
+            dynamic_sizes(8_322_646_016, 0.0025),
+            Some((131_072, 65_536, 131_072))
+        );
+    }
+
+    #[test]
+    fn a_zero_or_invalid_ratio_turns_dynamic_sizing_off() {
+        assert_eq!(dynamic_sizes(32_831_414_272, 0.0), None);
+        assert_eq!(dynamic_sizes(32_831_414_272, 1.5), None);
     }
 }

@@ -378,7 +378,78 @@ pub struct BackendCounts {
     pub unreplied: u64,
     /// The service it serves (the smallest seen, so merge order never matters).
     pub service: Option<Service>,
+    /// Its UDP entries, answered and not: a UDP flow keeps its DNAT as long as packets keep
+    /// refreshing it, so a removed backend goes on receiving (kube-proxy must delete them).
+    pub udp_replied: u64,
+    pub udp_unreplied: u64,
+    /// The UDP service it serves (the smallest seen).
+    pub udp_service: Option<Service>,
 }
+
+/// Distinct destinations one source tried and got no answer from, estimated by linear counting
+/// over a 2048-bit map (Whang et al. 1990: within a few percent up to ~10,000 distinct, exact
+/// merge by OR, so chunks agree with one pass).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationSketch {
+    /// Unanswered entries from this source.
+    pub entries: u64,
+    bits: [u64; SKETCH_WORDS],
+}
+
+const SKETCH_WORDS: usize = 32;
+const SKETCH_BITS: f64 = (SKETCH_WORDS * 64) as f64;
+
+impl Default for DestinationSketch {
+    fn default() -> Self {
+        DestinationSketch {
+            entries: 0,
+            bits: [0; SKETCH_WORDS],
+        }
+    }
+}
+
+impl DestinationSketch {
+    fn add(&mut self, dst: IpAddr, port: u16) {
+        self.entries += 1;
+        let raw = match dst {
+            IpAddr::V4(a) => u128::from(a.to_bits()),
+            IpAddr::V6(a) => a.to_bits(),
+        };
+        // splitmix64 over the address and port: fixed, so every run and chunking agree.
+        let mut z = (raw as u64) ^ ((raw >> 64) as u64).rotate_left(17) ^ (u64::from(port) << 48);
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let bit = (z % SKETCH_BITS as u64) as usize;
+        self.bits[bit / 64] |= 1 << (bit % 64);
+    }
+
+    fn merge(&mut self, other: &DestinationSketch) {
+        self.entries += other.entries;
+        for (a, b) in self.bits.iter_mut().zip(other.bits) {
+            *a |= b;
+        }
+    }
+
+    /// Estimated distinct destinations (address and port); saturated maps report their ceiling.
+    pub fn destinations(&self) -> u64 {
+        let set: u32 = self.bits.iter().map(|w| w.count_ones()).sum();
+        let zero = (SKETCH_BITS - f64::from(set)).max(1.0);
+        let estimate = -SKETCH_BITS * (zero / SKETCH_BITS).ln();
+        (estimate.round() as u64).min(self.entries)
+    }
+}
+
+/// At most this many sources of unanswered entries are sketched (the smallest addresses kept,
+/// so any chunking keeps the same ones).
+const MAX_SCAN_SOURCES: usize = 4096;
+/// ESTABLISHED remaining timers are counted per minute up to this many minutes (the kernel's
+/// default established timeout, 5 days, is 7200 minutes); longer ones share the last slot.
+const MAX_TIMER_MINUTES: u32 = 20_160;
+/// An ESTABLISHED entry with at most this much of its timer left has been idle at least a day
+/// under the kernel's default 432000 s timeout (`tcp_timeouts[TCP_CONNTRACK_ESTABLISHED]`).
+pub const IDLE_DAY_REMAINING: u32 = 432_000 - 86_400;
 
 /// At most this many distinct DNAT backends are tracked per member; the rest are counted.
 const MAX_BACKENDS: usize = 100_000;
@@ -411,6 +482,15 @@ pub struct ListSummary {
     pub services: TopK<Service>,
     pub backends: FastMap<IpAddr, BackendCounts>,
     pub backends_overflow: u64,
+    /// ESTABLISHED entries by remaining timer, in minutes: idle time is the established
+    /// timeout minus the timer, whatever that timeout is on the node.
+    pub established_timers: std::collections::BTreeMap<u32, u64>,
+    /// ESTABLISHED pairs idle at least a day under the kernel's default timeout (timer ≤
+    /// [`IDLE_DAY_REMAINING`]).
+    pub idle_established_pairs: TopK<Pair>,
+    /// Sources of unanswered entries (TCP SYN_SENT/`[UNREPLIED]`, UDP `[UNREPLIED]`) with the
+    /// distinct destinations they tried.
+    pub unanswered_sources: std::collections::BTreeMap<IpAddr, DestinationSketch>,
     /// The count `conntrack -L` printed at the end, with its line.
     pub footer: Option<(u64, EvidenceLine)>,
     /// First and last example lines per notable kind (`TIME_WAIT`, `SYN_SENT`, `UNREPLIED udp`, …).
@@ -439,6 +519,9 @@ impl Default for ListSummary {
             services: TopK::new(TOP_K_CAPACITY),
             backends: FastMap::default(),
             backends_overflow: 0,
+            established_timers: Default::default(),
+            idle_established_pairs: TopK::new(TOP_K_CAPACITY),
+            unanswered_sources: Default::default(),
             footer: None,
             examples: Default::default(),
         }
@@ -568,10 +651,21 @@ impl ListSummary {
             (Proto::Tcp, b"ESTABLISHED") => {
                 self.established_pairs.add(pair);
                 self.example("tcp ESTABLISHED", ctx, n, line);
+                if let Some(t) = e.timeout {
+                    *self
+                        .established_timers
+                        .entry((t / 60).min(MAX_TIMER_MINUTES))
+                        .or_insert(0) += 1;
+                    if t <= IDLE_DAY_REMAINING {
+                        self.idle_established_pairs.add(pair);
+                        self.example("tcp ESTABLISHED idle", ctx, n, line);
+                    }
+                }
             }
             _ => {}
         }
-        if proto == Proto::Tcp && (e.unreplied || state == b"SYN_SENT") {
+        let unanswered_tcp = proto == Proto::Tcp && (e.unreplied || state == b"SYN_SENT");
+        if unanswered_tcp {
             self.unanswered_tcp_pairs.add(pair);
             self.example("tcp unanswered", ctx, n, line);
         }
@@ -580,6 +674,9 @@ impl ListSummary {
             if e.unreplied {
                 self.example("udp UNREPLIED", ctx, n, line);
             }
+        }
+        if unanswered_tcp || (proto == Proto::Udp && e.unreplied) {
+            self.sketch_unanswered(src, dst, pair.dport);
         }
         let Some(reply) = &e.reply else {
             return;
@@ -616,6 +713,38 @@ impl ListSummary {
         if slot.service.is_none_or(|s| service < s) {
             slot.service = Some(service);
         }
+        if proto == Proto::Udp {
+            if e.unreplied {
+                slot.udp_unreplied += 1;
+            } else {
+                slot.udp_replied += 1;
+            }
+            if slot.udp_service.is_none_or(|s| service < s) {
+                slot.udp_service = Some(service);
+            }
+            self.example("udp dnat", ctx, n, line);
+        }
+    }
+
+    fn sketch_unanswered(&mut self, src: IpAddr, dst: IpAddr, port: u16) {
+        if let Some(s) = self.unanswered_sources.get_mut(&src) {
+            s.add(dst, port);
+            return;
+        }
+        if self.unanswered_sources.len() >= MAX_SCAN_SOURCES
+            && self
+                .unanswered_sources
+                .last_key_value()
+                .is_some_and(|(k, _)| src > *k)
+        {
+            return;
+        }
+        let mut s = DestinationSketch::default();
+        s.add(dst, port);
+        self.unanswered_sources.insert(src, s);
+        if self.unanswered_sources.len() > MAX_SCAN_SOURCES {
+            self.unanswered_sources.pop_last();
+        }
     }
 }
 
@@ -646,7 +775,13 @@ impl Merge for ListSummary {
                 Some(mine) => {
                     mine.replied += c.replied;
                     mine.unreplied += c.unreplied;
+                    mine.udp_replied += c.udp_replied;
+                    mine.udp_unreplied += c.udp_unreplied;
                     mine.service = match (mine.service, c.service) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    mine.udp_service = match (mine.udp_service, c.udp_service) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
@@ -655,6 +790,22 @@ impl Merge for ListSummary {
                     self.backends.insert(ip, c);
                 }
                 None => self.backends_overflow += c.replied + c.unreplied,
+            }
+        }
+        for (t, n) in other.established_timers {
+            *self.established_timers.entry(t).or_insert(0) += n;
+        }
+        self.idle_established_pairs
+            .combine(other.idle_established_pairs);
+        for (src, sketch) in other.unanswered_sources {
+            match self.unanswered_sources.get_mut(&src) {
+                Some(mine) => mine.merge(&sketch),
+                None => {
+                    self.unanswered_sources.insert(src, sketch);
+                    if self.unanswered_sources.len() > MAX_SCAN_SOURCES {
+                        self.unanswered_sources.pop_last();
+                    }
+                }
             }
         }
         if let Some(theirs) = other.footer
@@ -692,6 +843,9 @@ impl PartialEq for ListSummary {
             && self.services == o.services
             && self.backends == o.backends
             && self.backends_overflow == o.backends_overflow
+            && self.established_timers == o.established_timers
+            && self.idle_established_pairs == o.idle_established_pairs
+            && self.unanswered_sources == o.unanswered_sources
             && self.footer == o.footer
             && self.examples == o.examples
     }

@@ -186,9 +186,11 @@ impl StatsSummary {
             early_drop: 0,
             insert_failed: 0,
         };
+        let mut chaintoolong = 0;
         for (name, value) in counters {
             match name.as_str() {
-                // The global count, repeated on every CPU row: never summed.
+                "chaintoolong" => chaintoolong = value,
+                // The namespace's own count, repeated on every CPU row: never summed.
                 "entries" => {
                     self.entries = self.entries.max(Some(value));
                     continue;
@@ -206,6 +208,12 @@ impl StatsSummary {
             };
             let total = self.totals.entry(name).or_insert(0);
             *total = total.saturating_add(value);
+        }
+        if chaintoolong > 0 {
+            self.loss_rows
+                .entry("chaintoolong")
+                .or_default()
+                .push(EvidenceLine::new(&ctx.member, n, raw));
         }
         if loss.drop > 0 || loss.early_drop > 0 || loss.insert_failed > 0 {
             self.cpus_with_loss += 1;

@@ -93,7 +93,7 @@ impl Merge for LineProblems {
 pub enum MemberSummary {
     Manifest(Box<manifest::ManifestSummary>),
     Node(node::NodeSummary),
-    Dmesg(dmesg::DmesgSummary),
+    Dmesg(Box<dmesg::DmesgSummary>),
     Sysctl(sysctl::SysctlSummary),
     ConntrackList(Box<conntrack_list::ListSummary>),
     ConntrackStats(conntrack_stats::StatsSummary),
@@ -125,7 +125,7 @@ impl Merge for MemberSummary {
         }
         match (self, other) {
             (S::Node(a), S::Node(b)) => a.combine(b),
-            (S::Dmesg(a), S::Dmesg(b)) => a.combine(b),
+            (S::Dmesg(a), S::Dmesg(b)) => a.combine(*b),
             (S::Sysctl(a), S::Sysctl(b)) => a.combine(b),
             (S::ConntrackList(a), S::ConntrackList(b)) => a.combine(*b),
             (S::ConntrackStats(a), S::ConntrackStats(b)) => a.combine(b),
@@ -206,7 +206,7 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                 for (n, line) in lines(data, ctx.first_line) {
                     s.add_line(ctx, n, line);
                 }
-                MemberSummary::Dmesg(s)
+                MemberSummary::Dmesg(Box::new(s))
             }
             MemberKind::Sysctl => {
                 let mut s = sysctl::SysctlSummary::default();
