@@ -264,6 +264,12 @@ pub struct DmesgFacts {
     /// The same, in the node's current boot only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_table_full_this_boot: Option<u64>,
+    /// The host's table-full message as the kernel logged it (first line), to quote as is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_message: Option<String>,
+    /// The first `table full in netns N` message as logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns_message: Option<String>,
     /// Table-full lines (any namespace) written before the node's current boot: history.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table_full_earlier_boots: Option<u64>,
@@ -321,6 +327,8 @@ pub struct StaleBackend {
     pub entries: u64,
     /// The service (ClusterIP:port) it was reached through.
     pub service: String,
+    /// That service's address alone (for commands such as `conntrack -D --orig-dst`).
+    pub service_addr: String,
     /// That service's `namespace/name`, where cluster files say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
@@ -916,6 +924,8 @@ pub fn derive(data: &BundleData) -> FactSet {
         df.netns = d.netns_inodes().collect();
         df.table_full_by_netns = d.netns.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         df.host_table_full = Some(d.init_netns_lines);
+        df.host_message = d.host_message.as_ref().map(|m| m.1.clone());
+        df.netns_message = d.netns_message.as_ref().map(|m| m.1.clone());
         df.module_max = d.module_loaded.as_ref().map(|m| m.1);
         // The log's latest boot is the node's current one unless the node's clock is behind the
         // log's (the log was written before a reboot it does not show).
@@ -1088,6 +1098,7 @@ fn stale_backend(ip: &std::net::IpAddr, b: &BackendCounts, entries: u64) -> Stal
         backend_name: None,
         unreplied: b.unreplied,
         entries,
+        service_addr: b.service.map(|s| s.addr.to_string()).unwrap_or_default(),
         service: b
             .service
             .map(|s| match s.addr {
@@ -1157,6 +1168,10 @@ fn udp_stale_by_replies(l: &ListSummary, kube: Option<&KubeSummary>) -> Vec<Stal
 fn udp_stale_backend(ip: &std::net::IpAddr, b: &BackendCounts) -> StaleBackend {
     let mut s = stale_backend(ip, b, b.udp_replied + b.udp_unreplied);
     s.unreplied = b.udp_unreplied;
+    s.service_addr = b
+        .udp_service
+        .map(|s| s.addr.to_string())
+        .unwrap_or_default();
     s.service = b
         .udp_service
         .map(|s| match s.addr {

@@ -523,6 +523,18 @@ pub struct DmesgSummary {
     pub last_wall: Option<Wall>,
     pub module_loaded: Option<(u64, u64, EvidenceLine)>,
     pub expectation_full: LineSample,
+    /// The first table-full message of the host and of another namespace, as logged (without
+    /// the line's time and host prefixes), with its line number.
+    pub host_message: Option<(u64, String)>,
+    pub netns_message: Option<(u64, String)>,
+}
+
+/// Keeps the message of the earlier line, so chunk order never matters.
+fn first_message(slot: &mut Option<(u64, String)>, n: u64, msg: &[u8]) {
+    if slot.as_ref().is_none_or(|(line, _)| n < *line) {
+        let text = String::from_utf8_lossy(&msg[..msg.len().min(200)]).into_owned();
+        *slot = Some((n, text));
+    }
 }
 
 fn later(a: Option<Wall>, b: Option<Wall>) -> Option<Wall> {
@@ -567,6 +579,11 @@ impl DmesgSummary {
             Message::TableFull { netns } => {
                 self.table_full
                     .push(EvidenceLine::new(&ctx.member, n, line));
+                let msg = split_prefix(line).2;
+                match netns {
+                    Some(_) => first_message(&mut self.netns_message, n, msg),
+                    None => first_message(&mut self.host_message, n, msg),
+                }
                 let e = &mut self.current;
                 match netns {
                     Some(ns) => {
@@ -693,6 +710,12 @@ impl Merge for DmesgSummary {
             self.module_loaded = Some(theirs);
         }
         self.expectation_full.combine(other.expectation_full);
+        if let Some((n, m)) = other.host_message {
+            first_message(&mut self.host_message, n, m.as_bytes());
+        }
+        if let Some((n, m)) = other.netns_message {
+            first_message(&mut self.netns_message, n, m.as_bytes());
+        }
     }
 }
 
