@@ -2,8 +2,8 @@
 //!
 //! The kernel refuses to confirm a new entry when the hash chain it lands in is longer than a
 //! random limit (`__nf_conntrack_confirm` in net/netfilter/nf_conntrack_core.c: `MIN_CHAINLEN` +
-//! a random share of `MAX_CHAINLEN`, 50 to 79 on 6.x kernels, 8 to 31 on 5.17–6.1). The packet is
-//! dropped and two counters move: `chaintoolong` and `insert_failed`, never `drop`, so the table
+//! a random share of `MAX_CHAINLEN`, 50 to 79 in current kernels, 8 to 31 in the first kernels
+//! that had the limit). The packet is dropped and two counters move: `chaintoolong` and `insert_failed`, never `drop`, so the table
 //! looks healthy by its fill level while new flows die.
 //!
 //! To get there the global hash table is shrunk for the duration of the traffic and of the

@@ -13,6 +13,9 @@
 //! test binaries one after another, so no other suite runs while the limit is lowered.
 //!
 //! Skipped, with the reason printed, unless run as root with `ip`, `conntrack` and `iptables`.
+//!
+//! Other scenarios of the same binary live in their own modules: `chains` (hash chains too long),
+//! `udp_stale` (a UDP flow DNAT'd to a backend a rollout removed).
 
 #[path = "../collect/util.rs"]
 mod util;
