@@ -23,7 +23,10 @@
 //! the original size on every path, panics included.
 
 use super::util::{Bundle, stat_sum};
-use super::{Netns, collect_in, diagnose, enter_netns, serial, sh, skip_reason, veth};
+use super::{
+    Netns, collect_in, diagnose, enter_netns, serial, sh, skip_reason,
+    table_full_lines_in_kernel_log, veth,
+};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
@@ -248,6 +251,9 @@ fn chains_too_long_refuse_new_flows_in_a_table_far_from_full() {
         }
     }
     let original = std::fs::read_to_string(HASHSIZE_PATH).expect("read hashsize");
+    // The kernel log is shared by every namespace: `table full` lines written by earlier runs
+    // (main.rs's scenario among them) are rightly read as a table that was full.
+    let history = table_full_lines_in_kernel_log();
 
     let lab = ChainsLab::new();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -337,10 +343,17 @@ fn chains_too_long_refuse_new_flows_in_a_table_far_from_full() {
         utilization < 0.5,
         "the table is far from full: {utilization}"
     );
-    assert_ne!(
-        report["likely_cause"]["id"], "nf.table_exhausted",
-        "{report:#}"
-    );
+    if history == 0 {
+        assert_ne!(
+            report["likely_cause"]["id"], "nf.table_exhausted",
+            "{report:#}"
+        );
+    } else {
+        eprintln!(
+            "kernel log already had {history} `table full` line(s); the likely cause is not \
+             checked, the table's fill level and drop counters are"
+        );
+    }
 
     // What the rule for chains too long must make of it (nf.hash_chain_too_long, written
     // alongside this test: these assertions fail until it is merged).
