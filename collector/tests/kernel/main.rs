@@ -13,9 +13,15 @@
 //! test binaries one after another, so no other suite runs while the limit is lowered.
 //!
 //! Skipped, with the reason printed, unless run as root with `ip`, `conntrack` and `iptables`.
+//!
+//! Other scenarios of the same binary live in their own modules: `chains` (hash chains too long),
+//! `udp_stale` (a UDP flow DNAT'd to a backend a rollout removed).
 
 #[path = "../collect/util.rs"]
 mod util;
+
+mod chains;
+mod udp_stale;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -93,6 +99,19 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Joins namespaces `a` and `b` with a veth pair named `dev` on both sides, addresses `a_cidr` and
+/// `b_cidr`, both ends and loopback up.
+fn veth(dev: &str, a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) {
+    sh(&[
+        "ip", "-n", &a.0, "link", "add", dev, "type", "veth", "peer", "name", dev, "netns", &b.0,
+    ]);
+    for (ns, cidr) in [(a, a_cidr), (b, b_cidr)] {
+        sh(&["ip", "-n", &ns.0, "addr", "add", cidr, "dev", dev]);
+        sh(&["ip", "-n", &ns.0, "link", "set", dev, "up"]);
+        sh(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
     }
 }
 
@@ -262,35 +281,41 @@ impl Lab {
 
     /// Runs the collector inside the node namespace and returns the bundle it wrote.
     fn collect(&self, out_dir: &Path, extra: &[&str]) -> PathBuf {
-        let bin = util::bin();
-        let mut args = vec![
-            "netns",
-            "exec",
-            &self.node.0,
-            bin.to_str().expect("UTF-8 binary path"),
-            "--samples",
-            "2",
-            "--interval",
-            "1",
-            "--timeout",
-            "20",
-            "--node",
-            "lab-node",
-            "-o",
-            out_dir.to_str().expect("UTF-8 temp dir"),
-        ];
-        args.extend(extra);
-        let out = Command::new("ip")
-            .args(&args)
-            .output()
-            .expect("run ctdiag-collect");
-        assert!(
-            out.status.success(),
-            "collector failed: {}",
-            util::stderr(&out)
-        );
-        util::only_bundle_in(out_dir)
+        collect_in(&self.node, out_dir, extra)
     }
+}
+
+/// Runs the collector inside network namespace `ns` (two samples 1 s apart, so counters have a
+/// delta) and returns the bundle it wrote.
+fn collect_in(ns: &Netns, out_dir: &Path, extra: &[&str]) -> PathBuf {
+    let bin = util::bin();
+    let mut args = vec![
+        "netns",
+        "exec",
+        &ns.0,
+        bin.to_str().expect("UTF-8 binary path"),
+        "--samples",
+        "2",
+        "--interval",
+        "1",
+        "--timeout",
+        "20",
+        "--node",
+        "lab-node",
+        "-o",
+        out_dir.to_str().expect("UTF-8 temp dir"),
+    ];
+    args.extend(extra);
+    let out = Command::new("ip")
+        .args(&args)
+        .output()
+        .expect("run ctdiag-collect");
+    assert!(
+        out.status.success(),
+        "collector failed: {}",
+        util::stderr(&out)
+    );
+    util::only_bundle_in(out_dir)
 }
 
 /// Moves the calling thread (only it) into a named network namespace.
