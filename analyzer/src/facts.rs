@@ -7,8 +7,10 @@
 //! can quote their proof and lower their confidence when a member was truncated.
 
 mod cilium;
+mod netns;
 
 pub use cilium::{CiliumFacts, KubeProxyFacts};
+pub use netns::{NamespaceFact, NetnsFacts};
 
 use crate::ingest::BundleData;
 use crate::parse::MemberSummary;
@@ -142,6 +144,8 @@ pub struct NfFacts {
     pub list: ListFacts,
     /// What the node's size justifies.
     pub sizing: SizingFacts,
+    /// The pod network namespaces: each has its own count, limited by the global max.
+    pub netns: NetnsFacts,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -241,6 +245,11 @@ pub struct DmesgFacts {
     pub suppressed: Option<u64>,
     /// Network namespaces named by `table full in netns N` (kernel 6.x).
     pub netns: Vec<u64>,
+    /// `table full in netns N` lines per namespace inode (as a decimal string), at most 64.
+    pub table_full_by_netns: BTreeMap<String, u64>,
+    /// `table full` lines of the initial namespace: the host's own (no `in netns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_table_full: Option<u64>,
     /// Uptime of the first and last table-full lines, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_table_full_uptime: Option<f64>,
@@ -556,6 +565,8 @@ pub fn derive(data: &BundleData) -> FactSet {
                 kube.combine(Some((**s).clone()));
                 kube_members.push(m.path.as_str());
             }
+            // Per-namespace inputs: read by `netns::derive`, never merged into the host's.
+            MemberSummary::NetnsList(_) | MemberSummary::NetnsStats(..) => {}
             MemberSummary::Skipped => {}
         }
     }
@@ -801,6 +812,12 @@ pub fn derive(data: &BundleData) -> FactSet {
         df.table_full = Some(d.table_full.total);
         df.suppressed = Some(d.suppressed);
         df.netns = d.netns.iter().copied().collect();
+        df.table_full_by_netns = d
+            .table_full_by_netns
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        df.host_table_full = Some(d.init_netns_lines);
         df.first_table_full_uptime = d.first_full_uptime;
         df.last_table_full_uptime = d.last_full_uptime;
         df.module_max = d.module_loaded.as_ref().map(|m| m.1);
@@ -859,6 +876,8 @@ pub fn derive(data: &BundleData) -> FactSet {
 
     // The eBPF and proxy layers, after netfilter: the IPVS table is compared with its count.
     cilium::derive(&mut set, layers, &manifest_times);
+
+    netns::derive(&mut set, data, kube.as_ref());
 
     // Names last, over every pair of every layer.
     if let Some(k) = &kube {

@@ -19,7 +19,7 @@ use nom::character::complete::{char, digit1, space0, space1};
 use nom::combinator::{map_res, opt, recognize};
 use nom::sequence::{delimited, preceded, terminated};
 use nom::{IResult, Parser};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// At most this many distinct network namespaces are listed.
 const MAX_NETNS: usize = 64;
@@ -302,6 +302,8 @@ pub struct DmesgSummary {
     pub table_full: LineSample,
     /// Namespaces named by 6.x `table full in netns N` lines.
     pub netns: BTreeSet<u64>,
+    /// `table full in netns N` lines per namespace inode: the [`MAX_NETNS`] smallest inodes.
+    pub table_full_by_netns: BTreeMap<u64, u64>,
     /// Table-full lines in the initial namespace (no `in netns`).
     pub init_netns_lines: u64,
     /// Sum of `net_ratelimit: N callbacks suppressed`.
@@ -331,7 +333,10 @@ impl DmesgSummary {
                 self.table_full
                     .push(EvidenceLine::new(&ctx.member, n, line));
                 match netns {
-                    Some(ns) => keep_smallest(&mut self.netns, ns),
+                    Some(ns) => {
+                        keep_smallest(&mut self.netns, ns);
+                        count_smallest(&mut self.table_full_by_netns, ns, 1);
+                    }
                     None => self.init_netns_lines += 1,
                 }
                 if let Stamp::Uptime(u) = parsed.stamp {
@@ -371,6 +376,16 @@ fn keep_smallest(set: &mut BTreeSet<u64>, ns: u64) {
     }
 }
 
+/// Adds `n` lines to namespace `ns`, keeping the [`MAX_NETNS`] smallest inodes. An inode kept
+/// overall is among the smallest of every chunk, so its count is exact whatever the merge order.
+fn count_smallest(counts: &mut BTreeMap<u64, u64>, ns: u64, n: u64) {
+    let c = counts.entry(ns).or_insert(0);
+    *c = c.saturating_add(n);
+    if counts.len() > MAX_NETNS {
+        counts.pop_last();
+    }
+}
+
 fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
@@ -393,6 +408,9 @@ impl Merge for DmesgSummary {
         self.table_full.combine(other.table_full);
         for ns in other.netns {
             keep_smallest(&mut self.netns, ns);
+        }
+        for (ns, n) in other.table_full_by_netns {
+            count_smallest(&mut self.table_full_by_netns, ns, n);
         }
         self.init_netns_lines += other.init_netns_lines;
         self.suppressed = self.suppressed.saturating_add(other.suppressed);
@@ -569,5 +587,38 @@ mod tests {
             (Some(100.0), Some(110.5))
         );
         assert_eq!(s.last_uptime, Some(200.0));
+    }
+
+    #[test]
+    fn table_full_lines_are_counted_per_namespace_whatever_the_chunking() {
+        let ctx = ChunkCtx {
+            member: "kernel/dmesg.txt".into(),
+            kind: crate::classify::MemberKind::Dmesg,
+            first_line: 1,
+        };
+        let lines: Vec<String> = (0..200u64)
+            .map(|i| {
+                format!(
+                    "[ {i}.5] nf_conntrack: nf_conntrack: table full in netns {}, dropping packet",
+                    4026532000 + (i * 7) % 90
+                )
+            })
+            .collect();
+        let mut whole = DmesgSummary::default();
+        for (n, l) in lines.iter().enumerate() {
+            whole.add_line(&ctx, n as u64 + 1, l.as_bytes());
+        }
+        let (mut a, mut b) = (DmesgSummary::default(), DmesgSummary::default());
+        for (n, l) in lines.iter().enumerate() {
+            let half = if n < 77 { &mut a } else { &mut b };
+            half.add_line(&ctx, n as u64 + 1, l.as_bytes());
+        }
+        b.combine(a);
+        assert_eq!(whole.table_full_by_netns, b.table_full_by_netns);
+        assert_eq!(whole.table_full_by_netns.len(), MAX_NETNS);
+        assert_eq!(
+            whole.table_full_by_netns.first_key_value(),
+            Some((&4026532000, &3))
+        );
     }
 }
