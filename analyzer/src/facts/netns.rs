@@ -238,20 +238,23 @@ mod tests {
     use crate::ingest::{BufferPool, IngestOptions, ingest};
     use crate::source::Bundle;
 
-    fn facts_of(files: &[(&str, &str)]) -> super::super::FactSet {
+    fn data_of(files: &[(&str, &str)]) -> crate::ingest::BundleData {
         let dir = tempfile::tempdir().expect("temp dir");
         for (path, text) in files {
             let p = dir.path().join(path);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, text).expect("write");
         }
-        let data = ingest(
+        ingest(
             &Bundle::open(dir.path()).expect("open"),
             &IngestOptions::default(),
             &BufferPool::new(4),
         )
-        .expect("ingest");
-        super::super::derive(&data)
+        .expect("ingest")
+    }
+
+    fn facts_of(files: &[(&str, &str)]) -> super::super::FactSet {
+        super::super::derive(&data_of(files))
     }
 
     const HEADER: &str = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n";
@@ -265,9 +268,8 @@ mod tests {
         format!("{HEADER}{}{}", row(drop), row(0))
     }
 
-    #[test]
-    fn a_full_pod_namespace_is_its_own_and_the_host_stays_clean() {
-        let set = facts_of(&[
+    fn full_pod_bundle() -> Vec<(&'static str, String)> {
+        [
             (
                 "netns/namespaces.txt",
                 "inode=4026531840 host=1 pid=1 comm=systemd pod_uid=- cgroup=/init.scope\n\
@@ -290,7 +292,19 @@ mod tests {
                 "cluster/pods.json",
                 r#"{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "checkout-1", "namespace": "shop", "uid": "8d3f1e2a-4b6c-4d1e-9f00-0123456789ab"}, "spec": {}, "status": {"phase": "Running"}}]}"#,
             ),
-        ]);
+        ]
+        .into_iter()
+        .map(|(p, t)| (p, t.to_string()))
+        .collect()
+    }
+
+    fn refs<'a>(files: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        files.iter().map(|(p, t)| (*p, t.as_str())).collect()
+    }
+
+    #[test]
+    fn a_full_pod_namespace_is_its_own_and_the_host_stays_clean() {
+        let set = facts_of(&refs(&full_pod_bundle()));
         let nf = &set.facts.nf;
         // The host's numbers are the host's alone.
         assert_eq!(nf.count, Some(7));
@@ -340,6 +354,50 @@ mod tests {
             quoted.contains(&"netns/4026532177/proc-stat.1.txt"),
             "{quoted:?}"
         );
+    }
+
+    #[test]
+    fn the_rule_names_the_pod_and_the_host_rule_does_not_fire_on_its_lines() {
+        let rules = crate::rules::RuleSet::load(None).expect("rules load");
+        let report = crate::node_report(&rules, data_of(&refs(&full_pod_bundle())));
+        let ids: Vec<&str> = report.findings.iter().map(|f| f.id.as_str()).collect();
+        assert!(!ids.contains(&"nf.table_exhausted"), "{ids:?}");
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.id == "nf.pod_netns_full")
+            .expect("the pod's full table is found");
+        assert_eq!(
+            finding.summary,
+            "Pod shop/checkout-1 has its own conntrack table full (netns 4026532177): it holds 20 of 20 entries (100%), its own count against the global limit. The kernel logged 2 \"table full in netns 4026532177\" lines. It dropped 21 new connections between samples: it is dropping now. 1 other pod namespace is full too. The host's own table is 35% full (7 of 20), with 0 \"table full\" lines of its own: raising the global nf_conntrack_max is not the fix."
+        );
+        assert_eq!(
+            report.likely_cause.as_ref().map(|c| c.id.as_str()),
+            Some("nf.pod_netns_full")
+        );
+        let commands: Vec<&str> = finding
+            .mitigations
+            .iter()
+            .filter_map(|m| m.command.as_deref())
+            .collect();
+        assert!(
+            commands
+                .iter()
+                .any(|c| c.contains("nsenter -t 4200 -n conntrack -S")),
+            "{commands:?}"
+        );
+        assert!(
+            commands
+                .iter()
+                .any(|c| c.contains("kubectl -n shop delete pod checkout-1")),
+            "{commands:?}"
+        );
+        assert!(
+            commands.iter().all(|c| !c.contains("sysctl -w")),
+            "{commands:?}"
+        );
+        let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
