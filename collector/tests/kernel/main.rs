@@ -17,6 +17,8 @@
 #[path = "../collect/util.rs"]
 mod util;
 
+mod netns;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
