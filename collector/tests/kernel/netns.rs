@@ -150,7 +150,7 @@ impl PodLab {
             "--to-destination",
             &format!("10.210.{k}.2:8080"),
         ]);
-        PodLab { pod, peer: peer, k }
+        PodLab { pod, peer, k }
     }
 
     fn inode(&self) -> u64 {
