@@ -369,7 +369,7 @@ mod tests {
             .expect("the pod's full table is found");
         assert_eq!(
             finding.summary,
-            "Pod shop/checkout-1 has its own conntrack table full (netns 4026532177): it holds 20 of 20 entries (100%), its own count against the global limit. The kernel logged 2 \"table full in netns 4026532177\" lines. It dropped 21 new connections between samples: it is dropping now. 1 other pod namespace is full too. The host's own table is 35% full (7 of 20), with 0 \"table full\" lines of its own: raising the global nf_conntrack_max is not the fix."
+            "Pod shop/checkout-1 has its own conntrack table full (netns 4026532177): it holds 20 of 20 entries (100%), its own count against the global limit. The kernel logged 2 \"table full in netns 4026532177\" lines. It dropped 21 new connections between samples: it is dropping now. 1 other pod namespace is full too. The host's own table is 35% full (7 of 20), with no \"table full\" line of its own: raising the global nf_conntrack_max is not the fix."
         );
         assert_eq!(
             report.likely_cause.as_ref().map(|c| c.id.as_str()),
