@@ -8,7 +8,7 @@
 
 use crate::parse::{
     cilium_config, cilium_ct, cilium_drop, cilium_log, cilium_monitor, cilium_status,
-    conntrack_list, conntrack_stats, dmesg, ipvs, kubectl, node, prometheus, sysctl,
+    conntrack_list, conntrack_stats, dmesg, ipvs, kubectl, netns, node, prometheus, sysctl,
 };
 use serde::Serialize;
 
@@ -70,6 +70,11 @@ pub enum MemberKind {
     KubeProxyMode,
     /// `kubectl get pods|services|endpointslices|nodes -o json`: who an address is.
     KubeObjects,
+    /// `netns/namespaces.txt`: the node's network namespaces.
+    NetnsList,
+    /// `netns/<inode>/proc-stat.N.txt`: one pod namespace's own `/proc/net/stat/nf_conntrack`
+    /// (never the host's: the kernel counts each namespace apart).
+    NetnsProcStat(u64),
     /// The stderr capture of another member.
     Stderr,
     Unknown,
@@ -106,6 +111,10 @@ impl MemberKind {
             MemberKind::IpvsConnections => "ipvsadm -Lcn".into(),
             MemberKind::KubeProxyMode => "kube-proxy /proxyMode".into(),
             MemberKind::KubeObjects => "kubectl get … -o json".into(),
+            MemberKind::NetnsList => "network namespaces".into(),
+            MemberKind::NetnsProcStat(inode) => {
+                format!("/proc/net/stat/nf_conntrack of netns {inode}")
+            }
             MemberKind::Stderr => "stderr".into(),
             MemberKind::Unknown => "unrecognised".into(),
         }
@@ -166,6 +175,7 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "cilium/status.txt" => Some(MemberKind::CiliumStatus),
         "cilium/agent-log.txt" => Some(MemberKind::CiliumAgentLog),
         "kube-proxy/proxy-mode.txt" => Some(MemberKind::KubeProxyMode),
+        "netns/namespaces.txt" => Some(MemberKind::NetnsList),
         "ipvs/connections.txt" => Some(MemberKind::IpvsConnections),
         "cluster/pods.json"
         | "cluster/services.json"
@@ -183,9 +193,17 @@ fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
         "conntrack/proc-stat" => MemberKind::ProcStatConntrack,
         "cilium/metrics" => MemberKind::CiliumBpfMetrics,
         "cilium/prometheus" | "kube-proxy/metrics" => MemberKind::Metrics,
-        _ => return None,
+        _ => MemberKind::NetnsProcStat(netns_of(stem)?),
     };
     Some((kind, Some(sample)))
+}
+
+/// `netns/4026532177/proc-stat` → 4026532177.
+fn netns_of(stem: &str) -> Option<u64> {
+    stem.strip_prefix("netns/")?
+        .strip_suffix("/proc-stat")?
+        .parse()
+        .ok()
 }
 
 /// `conntrack/stats.3.txt` → (`conntrack/stats`, 3).
@@ -235,6 +253,9 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
         && contains(head, b"\"reason\"")
     {
         return MemberKind::CiliumBpfMetrics;
+    }
+    if lines.iter().all(|l| netns::looks_like(l)) {
+        return MemberKind::NetnsList;
     }
     if conntrack_stats::is_proc_stat_header(first) {
         return MemberKind::ProcStatConntrack;
@@ -392,6 +413,29 @@ mod tests {
         assert_eq!(c.by, ClassifiedBy::Path);
         assert_eq!(kind("conntrack/list.txt", ""), MemberKind::ConntrackList);
         assert_eq!(kind("conntrack/stats.0.stderr.txt", ""), MemberKind::Stderr);
+    }
+
+    #[test]
+    fn a_pod_namespace_statistics_member_is_never_the_hosts() {
+        let c = classify(
+            "netns/4026532177/proc-stat.1.txt",
+            b"entries found
+",
+        );
+        assert_eq!(c.kind, MemberKind::NetnsProcStat(4026532177));
+        assert_eq!(c.sample, Some(1));
+        assert_eq!(kind("netns/namespaces.txt", ""), MemberKind::NetnsList);
+        assert_eq!(
+            kind(
+                "lsns.txt",
+                "inode=4026531840 host=1 pid=1 comm=systemd pod_uid=- cgroup=/init.scope\ninode=4026532177 host=0 pid=4200 comm=pause pod_uid=- cgroup=-\n"
+            ),
+            MemberKind::NetnsList
+        );
+        assert_eq!(
+            kind("netns/x/proc-stat.0.txt", "cpu=0 drop=1\n"),
+            MemberKind::ConntrackStats
+        );
     }
 
     #[test]

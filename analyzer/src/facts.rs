@@ -7,8 +7,10 @@
 //! can quote their proof and lower their confidence when a member was truncated.
 
 mod cilium;
+mod netns;
 
 pub use cilium::{CiliumFacts, KubeProxyFacts};
+pub use netns::{NamespaceFact, NetnsFacts};
 
 use crate::ingest::BundleData;
 use crate::parse::MemberSummary;
@@ -144,6 +146,8 @@ pub struct NfFacts {
     pub list: ListFacts,
     /// What the node's size justifies.
     pub sizing: SizingFacts,
+    /// The pod network namespaces: each has its own count, limited by the global max.
+    pub netns: NetnsFacts,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -635,6 +639,8 @@ pub fn derive(data: &BundleData) -> FactSet {
                 kube.combine(Some((**s).clone()));
                 kube_members.push(m.path.as_str());
             }
+            // Per-namespace inputs: read by `netns::derive`, never merged into the host's.
+            MemberSummary::NetnsList(_) | MemberSummary::NetnsStats(..) => {}
             MemberSummary::Skipped => {}
         }
     }
@@ -1006,6 +1012,8 @@ pub fn derive(data: &BundleData) -> FactSet {
 
     // The eBPF and proxy layers, after netfilter: the IPVS table is compared with its count.
     cilium::derive(&mut set, layers, &manifest_times);
+
+    netns::derive(&mut set, data, kube.as_ref());
 
     // Names last, over every pair of every layer.
     if let Some(k) = &kube {

@@ -9,6 +9,7 @@ use crate::cli::{Config, Output, Part};
 use crate::exec::{self, Deadlines, Ended, ExecError};
 use crate::http;
 use crate::manifest::{self, FailedRecord, Manifest, MemberRecord, Origin};
+use crate::netns;
 use crate::procfs;
 use crate::redact::Redactor;
 use crate::sources::{self, Cilium, PlanInput, Producer, Skip, Source, Step};
@@ -101,6 +102,11 @@ pub fn collect(config: &Config) -> Result<Outcome, CollectError> {
         monitor: config.monitor,
         conntrack_netlink: procfs::module_present(&config.proc_root, "nf_conntrack_netlink"),
         ip_vs: procfs::module_present(&config.proc_root, "ip_vs"),
+        // A Cilium-only run happens away from the node: these namespaces are not the node's.
+        netns: match config.only {
+            Some(Part::Cilium) => Default::default(),
+            _ => netns::discover(&config.proc_root),
+        },
     };
 
     for source in plan.node() {
@@ -380,6 +386,45 @@ impl Run<'_> {
                     attempt.error = Some(format!("{}/cpuinfo: {e}", root.display()));
                 }
             }
+            Producer::NetnsListing {
+                proc_root,
+                listing,
+                capped,
+            } => {
+                if listing.is_empty() {
+                    attempt.error = Some(format!(
+                        "no network namespace readable under {}",
+                        proc_root.join("*/ns/net").display()
+                    ));
+                } else if let Err(e) = attempt.spool.write_capped(listing.as_bytes()) {
+                    attempt.error = Some(e.to_string());
+                }
+                attempt.partial = *capped;
+            }
+            Producer::NetnsStat {
+                proc_root,
+                pid,
+                inode,
+            } => {
+                let path = netns::stat_path(proc_root, *pid);
+                match netns::inode_of(proc_root, &pid.to_string()) {
+                    Some(now) if now == *inode => {
+                        if let Err(e) = procfs::copy_file(&path, &mut attempt.spool) {
+                            attempt.error = Some(format!("{}: {e}", path.display()));
+                        }
+                    }
+                    Some(now) => {
+                        attempt.error = Some(format!(
+                            "pid {pid} is now in network namespace {now}, not {inode}: not read"
+                        ))
+                    }
+                    None => {
+                        attempt.error = Some(format!(
+                            "pid {pid} of network namespace {inode} is gone: not read"
+                        ))
+                    }
+                }
+            }
             Producer::Http(url) => match http::get(url, self.config.timeout, &mut attempt.spool) {
                 Ok(resp) if resp.status == 200 => {}
                 Ok(resp) => {
@@ -415,6 +460,12 @@ impl Run<'_> {
                 origin.file = Some(root.join("cpuinfo").display().to_string())
             }
             Producer::Http(url) => origin.url = Some(self.redact_text(url)),
+            Producer::NetnsListing { proc_root, .. } => {
+                origin.file = Some(proc_root.join("*/ns/net").display().to_string())
+            }
+            Producer::NetnsStat { proc_root, pid, .. } => {
+                origin.file = Some(netns::stat_path(proc_root, *pid).display().to_string())
+            }
         }
         origin
     }

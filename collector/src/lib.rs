@@ -3,8 +3,9 @@
 //! metrics, kernel log, sysctls) into one bundle that `ctdiag analyze` reads offline.
 //!
 //! The flow is one way: [`cli`] turns flags into a [`cli::Config`]; [`collect`](mod@collect) runs the plan of
-//! [`sources`] through [`exec`], [`http`] and [`procfs`] into [`spool`] files, optionally through
-//! [`redact`], and [`bundle`] writes each member and, last, the [`manifest`]. [`cluster`] runs
+//! [`sources`] (the network namespaces found by [`netns`] included) through [`exec`], [`http`] and
+//! [`procfs`] into [`spool`] files, optionally through [`redact`], and [`bundle`] writes each
+//! member and, last, the [`manifest`]. [`cluster`] runs
 //! that on every node of a cluster through kubectl.
 
 pub mod bundle;
@@ -14,6 +15,7 @@ pub mod collect;
 pub mod exec;
 pub mod http;
 pub mod manifest;
+pub mod netns;
 pub mod procfs;
 pub mod redact;
 pub mod sources;

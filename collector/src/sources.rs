@@ -3,6 +3,7 @@
 //! the table here, apart from the code that runs it, makes the bundle layout reviewable in one
 //! screen and lets tests check it against the format document.
 
+use crate::netns::{self, Discovery};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +25,21 @@ pub enum Producer {
     CpuCount(PathBuf),
     /// `GET` a URL.
     Http(String),
+    /// The network-namespace listing found before collecting (`netns/namespaces.txt`); `capped`
+    /// when more namespaces were found than listed.
+    NetnsListing {
+        proc_root: PathBuf,
+        listing: String,
+        capped: bool,
+    },
+    /// A namespace's own `/proc/net/stat/nf_conntrack`, read through a process in it
+    /// (`<proc>/<pid>/net/stat/nf_conntrack`) only while that pid is still in namespace `inode`:
+    /// a pid reused by a process elsewhere would give another namespace's counters.
+    NetnsStat {
+        proc_root: PathBuf,
+        pid: u32,
+        inode: u64,
+    },
 }
 
 /// One way of getting a member.
@@ -86,6 +102,8 @@ pub struct PlanInput {
     pub conntrack_netlink: Result<(), String>,
     /// `Err(reason)` when `ip_vs` is not loaded (ipvsadm would autoload it).
     pub ip_vs: Result<(), String>,
+    /// The node's network namespaces, found once before collecting.
+    pub netns: Discovery,
 }
 
 fn argv(words: &[&str]) -> Vec<String> {
@@ -253,6 +271,23 @@ impl PlanInput {
             sample: None,
             net_only: false,
         });
+        sources.push(source(
+            "netns/namespaces.txt",
+            Step {
+                label: format!(
+                    "network namespaces ({}, /run/netns)",
+                    self.proc("*/ns/net").display()
+                ),
+                producer: Producer::NetnsListing {
+                    proc_root: self.proc_root.clone(),
+                    listing: self.netns.listing(),
+                    capped: self.netns.capped,
+                },
+                blocked: None,
+                optional: false,
+            },
+            None,
+        ));
         let url = self.kube_proxy_url("/proxyMode");
         sources.push(source(
             "kube-proxy/proxy-mode.txt",
@@ -320,6 +355,25 @@ impl PlanInput {
                 None,
             ),
         ];
+        // Each pod namespace's own counters: its count and drops are not the host's.
+        for ns in self.netns.readable() {
+            sources.push(source(
+                &at(&format!("netns/{}/proc-stat.{{N}}.txt", ns.inode)),
+                Step {
+                    label: netns::stat_path(&self.proc_root, ns.pid)
+                        .display()
+                        .to_string(),
+                    producer: Producer::NetnsStat {
+                        proc_root: self.proc_root.clone(),
+                        pid: ns.pid,
+                        inode: ns.inode,
+                    },
+                    blocked: None,
+                    optional: false,
+                },
+                None,
+            ));
+        }
         let mut skipped = Vec::new();
         let cilium_sampled = [
             ("cilium/metrics.{N}.txt", &["bpf", "metrics", "list"][..]),
@@ -398,6 +452,27 @@ mod tests {
             monitor: Duration::ZERO,
             conntrack_netlink: Ok(()),
             ip_vs: Err("ip_vs not loaded".into()),
+            netns: Discovery {
+                host: Some(4026531840),
+                namespaces: vec![
+                    namespace(4026531840, true, 1),
+                    namespace(4026532177, false, 4200),
+                    namespace(4026532555, false, 0),
+                ],
+                capped: false,
+            },
+        }
+    }
+
+    fn namespace(inode: u64, host: bool, pid: u32) -> netns::Namespace {
+        netns::Namespace {
+            inode,
+            host,
+            pid,
+            comm: None,
+            pod_uid: None,
+            cgroup: None,
+            path: None,
         }
     }
 
@@ -424,12 +499,45 @@ mod tests {
             name: "cilium-dbg".into(),
         });
         for path in all_paths(&p) {
-            let documented = path.replace(".1.", ".N.");
+            let documented = path
+                .replace(".1.", ".N.")
+                .replace("/4026532177/", "/<inode>/");
             assert!(
                 doc.contains(&format!("`{documented}`")),
                 "{path} is not in docs/bundle-format.md"
             );
         }
+    }
+
+    #[test]
+    fn each_pod_namespace_with_a_process_gets_its_own_statistics_per_sample() {
+        let p = input(Cilium::Absent(String::new()));
+        let (sampled, _) = p.sampled(1);
+        let netns: Vec<(&str, &Producer)> = sampled
+            .iter()
+            .filter(|s| s.path.starts_with("netns/"))
+            .map(|s| (s.path.as_str(), &s.primary.producer))
+            .collect();
+        assert_eq!(
+            netns,
+            [(
+                "netns/4026532177/proc-stat.1.txt",
+                &Producer::NetnsStat {
+                    proc_root: PathBuf::from("/proc"),
+                    pid: 4200,
+                    inode: 4026532177
+                }
+            )]
+        );
+        assert_eq!(
+            sampled
+                .iter()
+                .find(|s| s.path.starts_with("netns/"))
+                .and_then(|s| s.sample),
+            Some(1)
+        );
+        let (once, _) = p.once();
+        assert!(once.iter().any(|s| s.path == "netns/namespaces.txt"));
     }
 
     #[test]

@@ -532,7 +532,13 @@ pub struct DmesgSummary {
 /// Keeps the message of the earlier line, so chunk order never matters.
 fn first_message(slot: &mut Option<(u64, String)>, n: u64, msg: &[u8]) {
     if slot.as_ref().is_none_or(|(line, _)| n < *line) {
-        let text = String::from_utf8_lossy(&msg[..msg.len().min(200)]).into_owned();
+        // Quoted in prose by every renderer: only the characters a kernel message of this kind
+        // has survive, so bundle text cannot smuggle markup into a sentence.
+        let text: String = msg[..msg.len().min(200)]
+            .iter()
+            .filter(|b| b.is_ascii_alphanumeric() || b" _:,.-".contains(b))
+            .map(|b| char::from(*b))
+            .collect();
         *slot = Some((n, text));
     }
 }

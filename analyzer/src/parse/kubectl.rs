@@ -75,6 +75,9 @@ pub struct KubeSummary {
     pub endpoints: BTreeMap<IpAddr, BTreeSet<String>>,
     /// EndpointSlices read (0: no slices, the stale-backend test cannot use them).
     pub endpoint_slices: u64,
+    /// Pod UID (`metadata.uid`) → `namespace/name`: names the pod a network namespace belongs to
+    /// (the collector reads the UID from the pod's cgroup). hostNetwork pods included.
+    pub pods_by_uid: BTreeMap<String, String>,
 }
 
 impl KubeSummary {
@@ -85,6 +88,21 @@ impl KubeSummary {
                 self.addresses.insert(ip, named);
             }
         }
+    }
+
+    /// Records a pod's UID; two names for one UID keep the smaller, so input order never matters.
+    fn name_pod(&mut self, uid: String, name: String) {
+        match self.pods_by_uid.get(&uid) {
+            Some(have) if *have <= name => {}
+            _ => {
+                self.pods_by_uid.insert(uid, name);
+            }
+        }
+    }
+
+    /// The pod (`namespace/name`) with this UID, if pods were read.
+    pub fn pod_by_uid(&self, uid: &str) -> Option<&str> {
+        self.pods_by_uid.get(uid).map(String::as_str)
     }
 
     /// Who `ip` is, if any document said.
@@ -111,6 +129,9 @@ impl Merge for KubeSummary {
             self.endpoints.entry(ip).or_default().extend(services);
         }
         self.endpoint_slices += other.endpoint_slices;
+        for (uid, name) in other.pods_by_uid {
+            self.name_pod(uid, name);
+        }
     }
 }
 
@@ -145,6 +166,7 @@ struct Object {
 struct Metadata {
     name: String,
     namespace: Option<String>,
+    uid: Option<String>,
     labels: BTreeMap<String, String>,
 }
 
@@ -239,6 +261,13 @@ impl KubeSummary {
         let ns = o.metadata.namespace.clone();
         match kind.as_str() {
             "Pod" => {
+                if let Some(uid) = o.metadata.uid.clone().filter(|u| !u.is_empty()) {
+                    let label = match &ns {
+                        Some(ns) => format!("{ns}/{}", o.metadata.name),
+                        None => o.metadata.name.clone(),
+                    };
+                    self.name_pod(uid, label);
+                }
                 if o.spec.host_network {
                     return;
                 }
@@ -482,6 +511,16 @@ mod tests {
     "kind": "List",
     "metadata": {"resourceVersion": ""}
 }"#;
+
+    #[test]
+    fn pods_are_named_by_their_uid() {
+        let (s, _) = parse(PODS);
+        assert_eq!(
+            s.pod_by_uid("0b6e0f7c-2c1a-4c55-9d1f-3f6f7e1c2a10"),
+            Some("shop/web-7d9f8c6b5-x2k4q")
+        );
+        assert_eq!(s.pods_by_uid.len(), 1, "pods without a uid are not keyed");
+    }
 
     #[test]
     fn pods_name_their_ips_and_a_running_pod_wins_a_reused_ip() {

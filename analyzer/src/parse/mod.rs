@@ -18,6 +18,7 @@ pub mod dmesg;
 pub mod ipvs;
 pub mod kubectl;
 pub mod manifest;
+pub mod netns;
 pub mod node;
 pub mod prometheus;
 pub mod sysctl;
@@ -108,6 +109,10 @@ pub enum MemberSummary {
     Ipvs(ipvs::IpvsSummary),
     ProxyMode(ipvs::ProxyModeSummary),
     Kube(Box<kubectl::KubeSummary>),
+    /// `netns/namespaces.txt`.
+    NetnsList(netns::NetnsSummary),
+    /// A pod namespace's own `/proc/net/stat/nf_conntrack`, by its inode: never the host's.
+    NetnsStats(u64, conntrack_stats::StatsSummary),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -139,6 +144,8 @@ impl Merge for MemberSummary {
             (S::Ipvs(a), S::Ipvs(b)) => a.combine(b),
             (S::ProxyMode(a), S::ProxyMode(b)) => a.combine(b),
             (S::Kube(a), S::Kube(b)) => a.combine(*b),
+            (S::NetnsList(a), S::NetnsList(b)) => a.combine(b),
+            (S::NetnsStats(_, a), S::NetnsStats(_, b)) => a.combine(b),
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -153,6 +160,7 @@ pub fn is_line_independent(kind: &MemberKind) -> bool {
         kind,
         MemberKind::Manifest
             | MemberKind::ProcStatConntrack
+            | MemberKind::NetnsProcStat(_)
             | MemberKind::Node(_)
             | MemberKind::CiliumBpfMetrics
             | MemberKind::KubeObjects
@@ -238,6 +246,21 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     lines(data, ctx.first_line),
                     &mut problems,
                 ))
+            }
+            MemberKind::NetnsProcStat(inode) => MemberSummary::NetnsStats(
+                *inode,
+                conntrack_stats::StatsSummary::from_proc_stat(
+                    ctx,
+                    lines(data, ctx.first_line),
+                    &mut problems,
+                ),
+            ),
+            MemberKind::NetnsList => {
+                let mut s = netns::NetnsSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::NetnsList(s)
             }
             MemberKind::ConntrackCount => {
                 let mut s = conntrack_stats::CountSummary::default();

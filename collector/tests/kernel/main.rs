@@ -22,6 +22,7 @@ mod util;
 
 mod chains;
 mod udp_stale;
+mod netns;
 
 use std::fs::File;
 use std::io::{Read, Write};
