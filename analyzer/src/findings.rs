@@ -356,11 +356,9 @@ fn evaluate_tree(
         }
     }
 
-    // History (not live) after everything happening now.
     findings.sort_by(|a, b| {
-        b.live
-            .cmp(&a.live)
-            .then_with(|| b.score.cmp(&a.score))
+        b.score
+            .cmp(&a.score)
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| b.severity.cmp(&a.severity))
             .then_with(|| a.id.cmp(&b.id))
@@ -393,6 +391,14 @@ fn evaluate_tree(
                     summary: f.summary.clone(),
                 }),
         });
+    // The likely cause leads the list (renderers quote the first finding's evidence); history
+    // (causes not live) follows everything happening now.
+    findings.sort_by_key(|f| {
+        (
+            likely_cause.as_ref().is_none_or(|c| c.id != f.id),
+            f.kind == RuleKind::Cause && !f.live,
+        )
+    });
     NodeReport {
         node: set.facts.node.name.clone(),
         bundle,

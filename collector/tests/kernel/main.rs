@@ -21,8 +21,8 @@
 mod util;
 
 mod chains;
-mod udp_stale;
 mod netns;
+mod udp_stale;
 
 use std::fs::File;
 use std::io::{Read, Write};
