@@ -1014,6 +1014,27 @@ pub fn derive(data: &BundleData) -> FactSet {
     cilium::derive(&mut set, layers, &manifest_times);
 
     netns::derive(&mut set, data, kube.as_ref());
+    // Collected from inside a namespace the kernel names (no hostPID, or a lab): the lines naming
+    // that namespace are the collected table's own.
+    if let (Some(h), Some(d)) = (set.facts.nf.netns.host_inode, &dmesg)
+        && let Some(lines) = d.netns.get(&h).copied()
+    {
+        let since_netns = set.facts.nf.dmesg.seconds_since_netns_table_full;
+        let df = &mut set.facts.nf.dmesg;
+        df.host_table_full = Some(df.host_table_full.unwrap_or(0) + lines);
+        let this_boot = lines.min(d.current.netns_lines);
+        if this_boot > 0 {
+            df.host_table_full_this_boot =
+                Some(df.host_table_full_this_boot.unwrap_or(0) + this_boot);
+            df.seconds_since_table_full = match (df.seconds_since_table_full, since_netns) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if df.host_message.is_none() {
+                df.host_message = df.netns_message.clone();
+            }
+        }
+    }
 
     // Names last, over every pair of every layer.
     if let Some(k) = &kube {

@@ -441,6 +441,7 @@ fn a_udp_flow_stays_dnatted_to_a_backend_removed_by_a_rollout() {
             "entries": 1,
             "unreplied": 0,
             "service": service.to_string(),
+            "service_addr": service.ip().to_string(),
             "service_name": "kube-system/kube-dns",
         }]),
         "{stale:#}"
