@@ -10,4 +10,5 @@ mod facts;
 mod loose;
 mod report;
 mod samples;
+mod semantics;
 mod util;
