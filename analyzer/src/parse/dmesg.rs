@@ -22,7 +22,7 @@ use nom::{IResult, Parser};
 use std::collections::BTreeMap;
 
 /// At most this many distinct network namespaces are listed.
-const MAX_NETNS: usize = 64;
+pub const MAX_NETNS: usize = 64;
 
 /// When a log line was written, as far as its prefix says.
 #[derive(Debug, Clone, Copy, PartialEq)]
