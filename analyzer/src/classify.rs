@@ -153,6 +153,11 @@ pub fn classify(path: &str, head: &[u8]) -> Classified {
     }
 }
 
+/// Whether `path` is one of ctdiag's own v1 member paths (docs/bundle-format.md).
+pub fn is_v1_path(path: &str) -> bool {
+    !path.ends_with(".stderr.txt") && by_path(path).is_some()
+}
+
 /// The v1 layout. Paths are matched exactly; a sampled file is `<stem>.<N>.txt`.
 fn by_path(path: &str) -> Option<(MemberKind, Option<u32>)> {
     if path.ends_with(".stderr.txt") {

@@ -203,7 +203,7 @@ pub fn ingest(
         }
     };
 
-    let can_have_manifest = !matches!(bundle.kind, SourceKind::File | SourceKind::GzFile);
+    let can_have_manifest = bundle.kind.has_members();
     let mut seen = std::collections::HashSet::new();
     let mut duplicates = Vec::new();
     let mut visit = |m: crate::source::Member<'_>| -> io::Result<()> {
