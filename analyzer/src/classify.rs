@@ -40,12 +40,17 @@ pub enum MemberKind {
     Dmesg,
     /// `sysctl -a` output.
     Sysctl,
+    /// `sysctl -a` as a JSON object of key → value strings (troubleshoot.sh `system/sysctl.json`).
+    SysctlJson,
     /// One `/proc/sys` value, named by its sysctl key.
     SysctlValue(String),
     /// `conntrack -L [-o extended]` or `/proc/net/nf_conntrack`.
     ConntrackList,
     /// `conntrack -S`.
     ConntrackStats,
+    /// `conntrack -S` and `conntrack -L` appended to one file, each after a `*** Output of … ***`
+    /// line (the EKS log collector's `networking/conntrack.txt`).
+    ConntrackMixed,
     /// `/proc/net/stat/nf_conntrack`.
     ProcStatConntrack,
     /// `conntrack -C`.
@@ -70,11 +75,16 @@ pub enum MemberKind {
     KubeProxyMode,
     /// `kubectl get pods|services|endpointslices|nodes -o json`: who an address is.
     KubeObjects,
+    /// The same objects in YAML (a cilium sysdump's `k8s-*.yaml`).
+    KubeObjectsYaml,
     /// `netns/namespaces.txt`: the node's network namespaces.
     NetnsList,
     /// `netns/<inode>/proc-stat.N.txt`: one pod namespace's own `/proc/net/stat/nf_conntrack`
     /// (never the host's: the kernel counts each namespace apart).
     NetnsProcStat(u64),
+    /// `ip netns exec <name> conntrack -S`: a named namespace's own statistics (a sos report's
+    /// per-namespace outputs: namespaces, never samples of the host).
+    NetnsConntrackStats(String),
     /// The stderr capture of another member.
     Stderr,
     Unknown,
@@ -96,9 +106,11 @@ impl MemberKind {
             .into(),
             MemberKind::Dmesg => "dmesg".into(),
             MemberKind::Sysctl => "sysctl -a".into(),
+            MemberKind::SysctlJson => "sysctl -a (JSON)".into(),
             MemberKind::SysctlValue(k) => format!("sysctl {k}"),
             MemberKind::ConntrackList => "conntrack -L".into(),
             MemberKind::ConntrackStats => "conntrack -S".into(),
+            MemberKind::ConntrackMixed => "conntrack -S and -L".into(),
             MemberKind::ProcStatConntrack => "/proc/net/stat/nf_conntrack".into(),
             MemberKind::ConntrackCount => "conntrack -C".into(),
             MemberKind::CiliumCtList => "cilium bpf ct list global".into(),
@@ -111,9 +123,13 @@ impl MemberKind {
             MemberKind::IpvsConnections => "ipvsadm -Lcn".into(),
             MemberKind::KubeProxyMode => "kube-proxy /proxyMode".into(),
             MemberKind::KubeObjects => "kubectl get … -o json".into(),
+            MemberKind::KubeObjectsYaml => "Kubernetes objects (YAML)".into(),
             MemberKind::NetnsList => "network namespaces".into(),
             MemberKind::NetnsProcStat(inode) => {
                 format!("/proc/net/stat/nf_conntrack of netns {inode}")
+            }
+            MemberKind::NetnsConntrackStats(name) => {
+                format!("ip netns exec {name} conntrack -S")
             }
             MemberKind::Stderr => "stderr".into(),
             MemberKind::Unknown => "unrecognised".into(),
@@ -146,6 +162,15 @@ pub fn classify(path: &str, head: &[u8]) -> Classified {
             by: ClassifiedBy::Path,
         };
     }
+    Classified {
+        kind: by_content(path, head),
+        sample: sample_from_name(path),
+        by: ClassifiedBy::Content,
+    }
+}
+
+/// Classifies by content alone (a member another tool's layout leaves to its lines).
+pub fn classify_content(path: &str, head: &[u8]) -> Classified {
     Classified {
         kind: by_content(path, head),
         sample: sample_from_name(path),

@@ -598,6 +598,17 @@ pub fn derive(data: &BundleData) -> FactSet {
             MemberSummary::ConntrackStats(s) => {
                 stats.push((m.sample, s.source, s, m.path.as_str()))
             }
+            MemberSummary::ConntrackMixed(l, s) => {
+                if s.cpus > 0 {
+                    stats.push((m.sample, s.source, s, m.path.as_str()));
+                }
+                if list
+                    .as_ref()
+                    .is_none_or(|(mine, _, _)| mine.entries < l.entries)
+                {
+                    list = Some(((**l).clone(), m.path.as_str(), m.truncated));
+                }
+            }
             MemberSummary::ConntrackCount(s) => counts.push((m.sample, s, m.path.as_str())),
             MemberSummary::CiliumCt(s) => match &layers.ct {
                 // Two dumps of one node are the same maps: keep the larger.
@@ -640,7 +651,9 @@ pub fn derive(data: &BundleData) -> FactSet {
                 kube_members.push(m.path.as_str());
             }
             // Per-namespace inputs: read by `netns::derive`, never merged into the host's.
-            MemberSummary::NetnsList(_) | MemberSummary::NetnsStats(..) => {}
+            MemberSummary::NetnsList(_)
+            | MemberSummary::NetnsStats(..)
+            | MemberSummary::NetnsNamedStats(..) => {}
             MemberSummary::Skipped => {}
         }
     }

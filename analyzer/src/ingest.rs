@@ -8,6 +8,7 @@
 //! workers, so waiting on the pool can never starve the parsers it waits for.
 
 use crate::classify::{self, ClassifiedBy, MemberKind};
+use crate::layout::{self, Assignment, Layout, Plan, Target};
 use crate::parse::{self, ChunkCtx, Chunker, LineProblems, MemberSummary};
 use crate::problem::{Problem, Severity};
 use crate::source::{Bundle, Limits, SourceError, SourceKind};
@@ -56,7 +57,7 @@ pub struct MemberRecord {
     pub summary: MemberSummary,
 }
 
-/// A bundle after parsing.
+/// A bundle after parsing: one node's members.
 #[derive(Debug, Clone)]
 pub struct BundleData {
     pub path: PathBuf,
@@ -64,6 +65,11 @@ pub struct BundleData {
     pub source_kind: SourceKind,
     pub members: Vec<MemberRecord>,
     pub problems: Vec<Problem>,
+    /// The other tool that made the archive, and its version (`sos report 4.8.2`), when the
+    /// input is one (see [`crate::layout`]).
+    pub provenance: Option<String>,
+    /// Members of that tool's archive that are no input of any rule: not read, only counted.
+    pub unused: u64,
 }
 
 /// Fixed-size chunk buffers shared by all readers.
@@ -174,12 +180,130 @@ impl Accumulator {
     }
 }
 
-/// Reads and parses one bundle. Must not be called from a rayon worker (see the module docs).
+/// Reads and parses one bundle as one node, whatever it holds. Must not be called from a rayon
+/// worker (see the module docs).
 pub fn ingest(
     bundle: &Bundle,
     options: &IngestOptions,
     pool: &Arc<BufferPool>,
 ) -> Result<BundleData, SourceError> {
+    let read = read(bundle, options, pool, None)?;
+    let problems = read.problems.into_iter().map(|(_, p)| p).collect();
+    Ok(BundleData {
+        path: bundle.path.clone(),
+        name: bundle.name(),
+        source_kind: bundle.kind,
+        members: read.members.into_iter().map(|(m, _)| m).collect(),
+        problems,
+        provenance: None,
+        unused: 0,
+    })
+}
+
+/// Reads and parses one input into its nodes: one for a ctdiag bundle or loose files, one per
+/// node for another tool's archive that holds several (see [`crate::layout`]).
+pub fn ingest_nodes(
+    bundle: &Bundle,
+    options: &IngestOptions,
+    pool: &Arc<BufferPool>,
+    layouts: &[Layout],
+) -> Result<Vec<BundleData>, SourceError> {
+    let plan = if bundle.kind.has_members() {
+        let index = bundle.index(&options.limits, &|rel| layout::wanted(layouts, rel))?;
+        (!index.v1).then(|| Plan::make(layouts, &index)).flatten()
+    } else {
+        None
+    };
+    let Some(plan) = plan else {
+        return ingest(bundle, options, pool).map(|d| vec![d]);
+    };
+    let read = read(bundle, options, pool, Some(&plan))?;
+    // Nodes of the plan, then one for members outside every recognised root, if any of them is
+    // an input.
+    let rest_used = read
+        .members
+        .iter()
+        .any(|(m, t)| t.is_none() && !matches!(m.summary, MemberSummary::Skipped));
+    let mut nodes: Vec<BundleData> = plan
+        .nodes
+        .iter()
+        .map(|n| BundleData {
+            path: bundle.path.clone(),
+            name: if n.name.is_empty() {
+                bundle.name()
+            } else {
+                n.name.clone()
+            },
+            source_kind: bundle.kind,
+            members: Vec::new(),
+            problems: Vec::new(),
+            provenance: Some(n.provenance.clone()),
+            unused: 0,
+        })
+        .collect();
+    let rest = rest_used.then(|| {
+        nodes.push(BundleData {
+            path: bundle.path.clone(),
+            name: bundle.name(),
+            source_kind: bundle.kind,
+            members: Vec::new(),
+            problems: Vec::new(),
+            provenance: None,
+            unused: 0,
+        });
+        nodes.len() - 1
+    });
+    let all: Vec<usize> = (0..nodes.len()).collect();
+    for (record, targets) in read.members {
+        let targets = targets.unwrap_or_else(|| rest.into_iter().collect());
+        for &t in &targets {
+            nodes[t].members.push(record.clone());
+        }
+    }
+    for (targets, problem) in read.problems {
+        // A problem of the input itself, or of a member no node took, concerns every node.
+        let targets = targets
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| all.clone());
+        for &t in &targets {
+            nodes[t].problems.push(problem.clone());
+        }
+    }
+    for (target, n) in read.unused {
+        for t in plan.nodes_of(target) {
+            nodes[t].unused += n;
+        }
+    }
+    for node in &mut nodes {
+        if node.unused > 0 {
+            let tool = node.provenance.clone().unwrap_or_default();
+            node.problems.push(Problem::new(
+                node.name.clone(),
+                Severity::Note,
+                format!(
+                    "{} member(s) of the {tool} archive are no input of any rule and were not read",
+                    node.unused
+                ),
+            ));
+        }
+    }
+    Ok(nodes)
+}
+
+/// What one pass over an input produced: each member with the plan's nodes it goes to (`None`:
+/// outside every recognised root), problems likewise, and the unused members' count per target.
+struct Pass {
+    members: Vec<(MemberRecord, Option<Vec<usize>>)>,
+    problems: Vec<(Option<Vec<usize>>, Problem)>,
+    unused: Vec<(Target, u64)>,
+}
+
+fn read(
+    bundle: &Bundle,
+    options: &IngestOptions,
+    pool: &Arc<BufferPool>,
+    plan: Option<&Plan>,
+) -> Result<Pass, SourceError> {
     let (tx, rx) = mpsc::channel::<Parsed>();
     let mut members: Vec<MemberRecord> = Vec::new();
     let mut accumulators: Vec<Accumulator> = Vec::new();
@@ -203,7 +327,11 @@ pub fn ingest(
         }
     };
 
-    let can_have_manifest = bundle.kind.has_members();
+    let can_have_manifest = bundle.kind.has_members() && plan.is_none();
+    let mut member_targets: Vec<Option<Vec<usize>>> = Vec::new();
+    let mut unused: BTreeMap<Target, u64> = BTreeMap::new();
+    let mut never: Vec<(Option<Vec<usize>>, Problem)> = Vec::new();
+    let mut member_problems_early: Vec<(usize, Problem)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut duplicates = Vec::new();
     let mut visit = |m: crate::source::Member<'_>| -> io::Result<()> {
@@ -216,7 +344,35 @@ pub fn ingest(
             ));
             return Ok(());
         }
+        let assigned = plan.and_then(|p| Some((p, p.assignment(&m.path)?)));
+        let (forced, targets) = match assigned {
+            Some((p, Assignment::Unused { node })) => {
+                *unused.entry(*node).or_insert(0) += 1;
+                let _ = p;
+                return Ok(());
+            }
+            Some((p, Assignment::Never { node, why })) => {
+                never.push((
+                    Some(p.nodes_of(*node)),
+                    Problem::new(&m.path, Severity::Note, format!("not an input: {why}")),
+                ));
+                return Ok(());
+            }
+            Some((
+                p,
+                Assignment::Input {
+                    node,
+                    kind,
+                    truncated_by_tool,
+                },
+            )) => (
+                Some((kind.clone(), *truncated_by_tool)),
+                Some(p.nodes_of(*node)),
+            ),
+            None => (None, None),
+        };
         let idx = members.len();
+        member_targets.push(targets);
         let member: Arc<str> = Arc::from(m.path.as_str());
         let mut hashing = Hashing {
             inner: m.reader,
@@ -226,7 +382,29 @@ pub fn ingest(
         let mut chunker = Chunker::new(&mut hashing, chunk_size);
         let mut buf = pool.take();
         let first = chunker.next_into(&mut buf);
-        let classified = classify::classify(&m.path, &buf);
+        let classified = match &forced {
+            // The tool's layout says what it is; "decided by content" leaves it to the lines.
+            Some((kind, _)) if *kind != MemberKind::Unknown => classify::Classified {
+                kind: kind.clone(),
+                sample: None,
+                by: ClassifiedBy::Path,
+            },
+            Some(_) => classify::Classified {
+                sample: None,
+                ..classify::classify_content(&m.path, &buf)
+            },
+            None => classify::classify(&m.path, &buf),
+        };
+        if let Some((_, true)) = &forced {
+            member_problems_early.push((
+                idx,
+                Problem::new(
+                    &m.path,
+                    Severity::Warning,
+                    "the collecting tool kept only the end of this output (its size limit): counts from it are a floor",
+                ),
+            ));
+        }
         accumulators.push(Accumulator::default());
         member_problems.push(Vec::new());
         members.push(MemberRecord {
@@ -236,7 +414,7 @@ pub fn ingest(
             sample: classified.sample,
             bytes: 0,
             sha256: String::new(),
-            truncated: false,
+            truncated: matches!(forced, Some((_, true))),
             summary: MemberSummary::Skipped,
         });
         let (mut result, mut first_line) = match first {
@@ -276,6 +454,9 @@ pub fn ingest(
             let summary = match &ctx.kind {
                 MemberKind::KubeObjects => MemberSummary::Kube(Box::new(
                     parse::kubectl::parse_reader(&ctx, &mut stream, &mut problems),
+                )),
+                MemberKind::KubeObjectsYaml => MemberSummary::Kube(Box::new(
+                    parse::kubectl::parse_yaml_reader(&ctx, &mut stream, &mut problems),
                 )),
                 _ => MemberSummary::Skipped,
             };
@@ -394,7 +575,6 @@ pub fn ingest(
         }
     }
 
-    let mut problems = Vec::new();
     for p in &source_problems {
         if p.reason.starts_with("truncated at")
             && let Some(m) = members.iter_mut().find(|m| m.path == p.member)
@@ -402,21 +582,40 @@ pub fn ingest(
             m.truncated = true;
         }
     }
-    for ((rec, acc), extra) in members.iter_mut().zip(accumulators).zip(member_problems) {
-        if let Some(s) = acc.merged {
-            rec.summary = s;
-        }
-        problems.extend(extra);
-        problems.extend(acc.problems.into_problems());
+    for (idx, p) in member_problems_early {
+        member_problems[idx].insert(0, p);
     }
-    problems.extend(source_problems);
-    problems.extend(duplicates);
-    Ok(BundleData {
-        path: bundle.path.clone(),
-        name: bundle.name(),
-        source_kind: bundle.kind,
-        members,
+    let mut problems: Vec<(Option<Vec<usize>>, Problem)> = Vec::new();
+    for ((i, acc), extra) in accumulators.into_iter().enumerate().zip(member_problems) {
+        if let Some(s) = acc.merged {
+            members[i].summary = s;
+        }
+        let t = &member_targets[i];
+        problems.extend(extra.into_iter().map(|p| (t.clone(), p)));
+        problems.extend(
+            acc.problems
+                .into_problems()
+                .into_iter()
+                .map(|p| (t.clone(), p)),
+        );
+    }
+    let targets_of = |path: &str| {
+        members
+            .iter()
+            .position(|m| m.path == path)
+            .and_then(|i| member_targets[i].clone())
+    };
+    problems.extend(
+        source_problems
+            .into_iter()
+            .chain(duplicates)
+            .map(|p| (targets_of(&p.member), p)),
+    );
+    problems.extend(never);
+    Ok(Pass {
+        members: members.into_iter().zip(member_targets).collect(),
         problems,
+        unused: unused.into_iter().collect(),
     })
 }
 

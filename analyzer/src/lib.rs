@@ -10,6 +10,7 @@ pub mod cli;
 pub mod facts;
 pub mod findings;
 pub mod ingest;
+pub mod layout;
 pub mod parse;
 pub mod problem;
 pub mod render;
@@ -40,6 +41,8 @@ pub struct AnalyzeOptions {
 pub enum Error {
     #[error(transparent)]
     Rules(#[from] rules::RuleError),
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
 }
 
 /// The tool that wrote a report.
@@ -76,6 +79,7 @@ impl Report {
 /// reported in [`Report::unreadable`]; the others are analyzed.
 pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, Error> {
     let rules = RuleSet::load(options.rules_dir.as_deref())?;
+    let layouts = layout::builtin()?;
     let pool = BufferPool::new(options.ingest.buffers);
     let expanded = source::expand(inputs);
     let nodes = expanded.nodes;
@@ -127,7 +131,8 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
     }
     let readers = nodes.len().clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<(usize, Result<NodeReport, Problem>)>> = Default::default();
+    let results: std::sync::Mutex<Vec<(usize, Result<Vec<NodeReport>, Problem>)>> =
+        Default::default();
     // Readers are plain threads (see `ingest`): each takes the next bundle until none are left,
     // and turns it into its node report at once, so a parsed bundle's summaries never outlive it:
     // memory stays flat however many bundles are given.
@@ -140,13 +145,32 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
                     let path = &node.bundle;
                     // A bug met on one bundle is that bundle's problem, not the run's end.
                     let analyzed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        source::Bundle::open(path)
-                            .and_then(|b| ingest::ingest(&b, &options.ingest, &pool))
+                        let nodes = source::Bundle::open(path)
+                            .and_then(|b| {
+                                ingest::ingest_nodes(&b, &options.ingest, &pool, &layouts)
+                            })
                             .map_err(|e| {
                                 Problem::new(path.display().to_string(), Severity::Error, e.reason())
-                            })
-                            // Usable on its own merits: cluster files cannot make random bytes a node.
-                            .and_then(|data| usable(path, data))
+                            })?;
+                        // Usable on its own merits: cluster files cannot make random bytes a node.
+                        // One archive of several nodes is usable when any node is.
+                        let many = nodes.len() > 1;
+                        let mut usable_nodes = Vec::new();
+                        let mut last_err = None;
+                        for data in nodes {
+                            match usable(path, data) {
+                                Ok(d) => usable_nodes.push(d),
+                                Err(e) if many => last_err = Some(e),
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        if usable_nodes.is_empty() {
+                            return Err(last_err.unwrap_or_else(|| {
+                                Problem::new(path.display().to_string(), Severity::Error, "no node")
+                            }));
+                        }
+                        Ok(usable_nodes
+                            .into_iter()
                             .map(|mut data| {
                                 if let Some((members, problems)) =
                                     node.cluster.as_ref().and_then(|c| shared.get(c))
@@ -156,6 +180,7 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
                                 }
                                 node_report(&rules, data)
                             })
+                            .collect())
                     }));
                     let result = analyzed.unwrap_or_else(|_| {
                         Err(Problem::new(
@@ -177,7 +202,7 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
     let mut reports = Vec::new();
     for (_, r) in results {
         match r {
-            Ok(node) => reports.push(node),
+            Ok(nodes) => reports.extend(nodes),
             Err(p) => unreadable.push(p),
         }
     }
@@ -286,17 +311,19 @@ pub fn node_report(rules: &RuleSet, data: BundleData) -> NodeReport {
         name: data.name.clone(),
         source_kind: format!("{:?}", data.source_kind),
         collected_at: set.facts.node.collected_at.clone(),
-        collector: set.manifest.as_ref().and_then(|m| {
-            let t = m.tool.as_ref()?;
-            Some(
-                format!(
-                    "{} {}",
-                    t.name.as_deref()?,
-                    t.version.as_deref().unwrap_or("")
+        collector: data.provenance.clone().or_else(|| {
+            set.manifest.as_ref().and_then(|m| {
+                let t = m.tool.as_ref()?;
+                Some(
+                    format!(
+                        "{} {}",
+                        t.name.as_deref()?,
+                        t.version.as_deref().unwrap_or("")
+                    )
+                    .trim()
+                    .to_string(),
                 )
-                .trim()
-                .to_string(),
-            )
+            })
         }),
         members,
         verified,

@@ -806,7 +806,9 @@ impl<'l> Walk<'l> {
             p.pop();
             p
         };
-        let mut escapes = target.starts_with('/') && !from_root;
+        // An absolute target names the node's filesystem, never the archive (tar's own hard
+        // links are relative to the archive's root).
+        let mut escapes = target.starts_with('/');
         for c in target.split('/') {
             match c {
                 "" | "." => {}
@@ -815,10 +817,11 @@ impl<'l> Walk<'l> {
             }
         }
         if escapes || parts.is_empty() {
+            let what = if from_root { "hard" } else { "symbolic" };
             self.problem(
                 &shown,
                 Severity::Note,
-                format!("symbolic link to {target:?} leaves the archive; not followed"),
+                format!("{what} link to {target:?} leaves the archive; not followed"),
             );
             return;
         }
@@ -827,7 +830,7 @@ impl<'l> Walk<'l> {
             .filter(|c| !c.is_empty() && *c != ".")
             .collect();
         self.top.get_or_insert_with(|| {
-            (raw_parts.len() >= 2 && !V1_FOLDERS.contains(&raw_parts[0]))
+            (!raw.starts_with("./") && raw_parts.len() >= 2 && !V1_FOLDERS.contains(&raw_parts[0]))
                 .then(|| raw_parts[0].to_string())
         });
         let (Some(path), Some(target)) = (self.strip_top(raw), self.strip_top(&parts.join("/")))
@@ -1106,8 +1109,13 @@ impl<'l> Walk<'l> {
             );
             return Some(shown);
         }
+        // `tar -C DIR .` (the EKS and Rancher collectors) spells every member `./…`: whatever
+        // the first member's folder is, it is not a top folder shared by all (a folder under `./`
+        // that is, such a layout's own rules strip; see `layout::Plan::make`).
+        let dotted = raw.starts_with("./");
         let top = self.top.get_or_insert_with(|| {
-            (parts.len() >= 2 && !V1_FOLDERS.contains(&parts[0].as_str())).then(|| parts[0].clone())
+            (!dotted && parts.len() >= 2 && !V1_FOLDERS.contains(&parts[0].as_str()))
+                .then(|| parts[0].clone())
         });
         if let Some(top) = top
             && parts.len() >= 2

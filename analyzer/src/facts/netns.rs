@@ -109,10 +109,19 @@ struct Sample<'a> {
 pub(super) fn derive(set: &mut FactSet, data: &BundleData, kube: Option<&KubeSummary>) {
     let mut listing: Option<NetnsSummary> = None;
     let mut samples: BTreeMap<u64, Vec<Sample<'_>>> = BTreeMap::new();
+    let mut named: BTreeMap<&str, Vec<Sample<'_>>> = BTreeMap::new();
     for m in &data.members {
         match &m.summary {
             MemberSummary::NetnsList(s) => {
                 listing.combine(Some(s.clone()));
+                set.source("nf.netns", &m.path);
+            }
+            MemberSummary::NetnsNamedStats(name, s) => {
+                named.entry(name.as_str()).or_default().push(Sample {
+                    index: m.sample.unwrap_or(0),
+                    stats: s,
+                    member: &m.path,
+                });
                 set.source("nf.netns", &m.path);
             }
             MemberSummary::NetnsStats(inode, s) => {
@@ -128,7 +137,7 @@ pub(super) fn derive(set: &mut FactSet, data: &BundleData, kube: Option<&KubeSum
     }
     let log_lines = &set.facts.nf.dmesg.table_full_by_netns;
     let have_log = set.facts.nf.dmesg.lines.is_some();
-    if listing.is_none() && samples.is_empty() && !have_log {
+    if listing.is_none() && samples.is_empty() && named.is_empty() && !have_log {
         return;
     }
     let max = set.facts.nf.max;
@@ -166,31 +175,19 @@ pub(super) fn derive(set: &mut FactSet, data: &BundleData, kube: Option<&KubeSum
             table_full_lines: lines_of(*inode),
             ..NamespaceFact::default()
         });
-        let (Some(first), Some(last)) = (list.first(), list.last()) else {
-            continue;
+        apply_samples(fact, list, max, &mut quotes);
+    }
+    // Namespaces known by name only (`ip netns exec <name> conntrack -S`): `ip netns` keeps
+    // them bound at /run/netns/<name>; their inode is not in the archive.
+    let mut by_name: Vec<NamespaceFact> = Vec::new();
+    for (name, list) in &mut named {
+        list.sort_by_key(|s| (s.index, s.member));
+        let mut fact = NamespaceFact {
+            path: Some(format!("/run/netns/{name}")),
+            ..NamespaceFact::default()
         };
-        let get = |s: &StatsSummary, k: &str| s.totals.get(k).copied();
-        fact.count = last.stats.entries;
-        fact.utilization = fact
-            .count
-            .zip(max)
-            .and_then(|(c, m)| ratio(c, m))
-            .map(round4);
-        fact.drop = get(last.stats, "drop");
-        fact.early_drop = get(last.stats, "early_drop");
-        fact.insert_failed = get(last.stats, "insert_failed");
-        if list.len() >= 2 {
-            let d = |k: &str| Some(diff(get(last.stats, k)?, get(first.stats, k)?));
-            fact.delta_drop = d("drop");
-            fact.delta_early_drop = d("early_drop");
-        }
-        if fact.shows_loss() {
-            for s in [first, last] {
-                if let Some(row) = s.stats.loss_rows.get("drop").and_then(|r| r.lines().next()) {
-                    quotes.push(row.clone());
-                }
-            }
-        }
+        apply_samples(&mut fact, list, max, &mut quotes);
+        by_name.push(fact);
     }
     // Namespaces only the kernel log names: gone since, or never listed.
     for (inode, n) in log_lines {
@@ -212,7 +209,7 @@ pub(super) fn derive(set: &mut FactSet, data: &BundleData, kube: Option<&KubeSum
             .cmp(&a.count.unwrap_or(0))
             .then(a.inode.cmp(&b.inode))
     };
-    let mut list: Vec<NamespaceFact> = all.into_values().collect();
+    let mut list: Vec<NamespaceFact> = all.into_values().chain(by_name).collect();
     list.sort_by(|a, b| b.shows_loss().cmp(&a.shows_loss()).then(by_count(a, b)));
     list.truncate(MAX_LISTED);
     list.sort_by(by_count);
@@ -231,6 +228,40 @@ pub(super) fn derive(set: &mut FactSet, data: &BundleData, kube: Option<&KubeSum
     nf.listed = listing.as_ref().map(|l| l.lines);
     nf.namespaces = Some(list);
     set.quote("nf.netns.namespaces", quotes);
+}
+
+/// Fills a namespace's count and counters from its statistics samples (sorted, oldest first).
+fn apply_samples(
+    fact: &mut NamespaceFact,
+    list: &[Sample<'_>],
+    max: Option<u64>,
+    quotes: &mut Vec<EvidenceLine>,
+) {
+    let (Some(first), Some(last)) = (list.first(), list.last()) else {
+        return;
+    };
+    let get = |s: &StatsSummary, k: &str| s.totals.get(k).copied();
+    fact.count = last.stats.entries;
+    fact.utilization = fact
+        .count
+        .zip(max)
+        .and_then(|(c, m)| ratio(c, m))
+        .map(round4);
+    fact.drop = get(last.stats, "drop");
+    fact.early_drop = get(last.stats, "early_drop");
+    fact.insert_failed = get(last.stats, "insert_failed");
+    if list.len() >= 2 {
+        let d = |k: &str| Some(diff(get(last.stats, k)?, get(first.stats, k)?));
+        fact.delta_drop = d("drop");
+        fact.delta_early_drop = d("early_drop");
+    }
+    if fact.shows_loss() {
+        for s in [first, last] {
+            if let Some(row) = s.stats.loss_rows.get("drop").and_then(|r| r.lines().next()) {
+                quotes.push(row.clone());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -408,36 +408,40 @@ pub fn looks_like(head: &[u8]) -> bool {
         .any(|k| has(k))
 }
 
+impl KubeSummary {
+    fn add_document(&mut self, doc: Document) {
+        // `kubectl get pods -o json` lists are `List`; the API's own are `PodList`.
+        let item_kind = doc
+            .kind
+            .as_deref()
+            .and_then(|k| k.strip_suffix("List"))
+            .filter(|k| !k.is_empty());
+        match doc.items {
+            Some(items) => {
+                for o in items {
+                    self.add(o, item_kind);
+                }
+            }
+            None => self.add(
+                Object {
+                    kind: doc.kind,
+                    metadata: doc.metadata,
+                    spec: doc.spec,
+                    status: doc.status,
+                    endpoints: doc.endpoints,
+                },
+                None,
+            ),
+        }
+    }
+}
+
 /// Parses one kubectl document, streaming from `reader`.
 pub fn parse_reader(ctx: &ChunkCtx, reader: impl Read, problems: &mut LineProblems) -> KubeSummary {
     let mut s = KubeSummary::default();
     let mut de = serde_json::Deserializer::from_reader(reader);
     match Document::deserialize(&mut de).and_then(|d| de.end().map(|()| d)) {
-        Ok(doc) => {
-            // `kubectl get pods -o json` lists are `List`; the API's own are `PodList`.
-            let item_kind = doc
-                .kind
-                .as_deref()
-                .and_then(|k| k.strip_suffix("List"))
-                .filter(|k| !k.is_empty());
-            match doc.items {
-                Some(items) => {
-                    for o in items {
-                        s.add(o, item_kind);
-                    }
-                }
-                None => s.add(
-                    Object {
-                        kind: doc.kind,
-                        metadata: doc.metadata,
-                        spec: doc.spec,
-                        status: doc.status,
-                        endpoints: doc.endpoints,
-                    },
-                    None,
-                ),
-            }
-        }
+        Ok(doc) => s.add_document(doc),
         Err(e) => problems.push(
             Problem::new(
                 &*ctx.member,
@@ -445,6 +449,28 @@ pub fn parse_reader(ctx: &ChunkCtx, reader: impl Read, problems: &mut LineProble
                 format!("not a readable kubectl JSON document, names not used: {e}"),
             )
             .at_line(e.line() as u64),
+        ),
+    }
+    s
+}
+
+/// Parses the same objects written as YAML (a cilium sysdump's `k8s-pods-<time>.yaml`, a
+/// `List` marshalled by the client): one document.
+pub fn parse_yaml_reader(
+    ctx: &ChunkCtx,
+    reader: impl Read,
+    problems: &mut LineProblems,
+) -> KubeSummary {
+    let mut s = KubeSummary::default();
+    match serde_norway::from_reader::<_, Document>(reader) {
+        Ok(doc) => s.add_document(doc),
+        Err(e) => problems.push(
+            Problem::new(
+                &*ctx.member,
+                Severity::Warning,
+                format!("not a readable Kubernetes YAML document, names not used: {e}"),
+            )
+            .at_line(e.location().map(|l| l.line() as u64).unwrap_or(1)),
         ),
     }
     s

@@ -113,6 +113,13 @@ pub enum MemberSummary {
     NetnsList(netns::NetnsSummary),
     /// A pod namespace's own `/proc/net/stat/nf_conntrack`, by its inode: never the host's.
     NetnsStats(u64, conntrack_stats::StatsSummary),
+    /// A named namespace's own `conntrack -S` (`ip netns exec <name> conntrack -S`).
+    NetnsNamedStats(String, conntrack_stats::StatsSummary),
+    /// `conntrack -S` and `-L` in one file: both summaries.
+    ConntrackMixed(
+        Box<conntrack_list::ListSummary>,
+        conntrack_stats::StatsSummary,
+    ),
     /// Recognised but not analysed (stderr captures, unknown files).
     Skipped,
 }
@@ -146,6 +153,11 @@ impl Merge for MemberSummary {
             (S::Kube(a), S::Kube(b)) => a.combine(*b),
             (S::NetnsList(a), S::NetnsList(b)) => a.combine(b),
             (S::NetnsStats(_, a), S::NetnsStats(_, b)) => a.combine(b),
+            (S::NetnsNamedStats(_, a), S::NetnsNamedStats(_, b)) => a.combine(b),
+            (S::ConntrackMixed(la, sa), S::ConntrackMixed(lb, sb)) => {
+                la.combine(*lb);
+                sa.combine(sb);
+            }
             (S::Skipped, S::Skipped) => {}
             // Chunks of one member always share a kind; whole-member kinds are never split.
             (a, b) => debug_assert!(false, "merging summaries of different kinds: {a:?} / {b:?}"),
@@ -164,13 +176,15 @@ pub fn is_line_independent(kind: &MemberKind) -> bool {
             | MemberKind::Node(_)
             | MemberKind::CiliumBpfMetrics
             | MemberKind::KubeObjects
+            | MemberKind::KubeObjectsYaml
+            | MemberKind::SysctlJson
     )
 }
 
 /// Whether a kind is parsed from a stream rather than from a buffer (JSON documents that can be
 /// larger than any chunk: `kubectl get pods -A -o json` of a big cluster).
 pub fn is_streamed(kind: &MemberKind) -> bool {
-    matches!(kind, MemberKind::KubeObjects)
+    matches!(kind, MemberKind::KubeObjects | MemberKind::KubeObjectsYaml)
 }
 
 /// [`parse_chunk`], turning a bug in a parser into a reported problem instead of an abort: a
@@ -223,6 +237,9 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                 }
                 MemberSummary::Sysctl(s)
             }
+            MemberKind::SysctlJson => {
+                MemberSummary::Sysctl(sysctl::SysctlSummary::from_json(ctx, data, &mut problems))
+            }
             MemberKind::SysctlValue(key) => MemberSummary::Sysctl(
                 sysctl::SysctlSummary::single_value(ctx, key, data, &mut problems),
             ),
@@ -239,6 +256,29 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
                     s.add_stats_line(ctx, n, line, &mut problems);
                 }
                 MemberSummary::ConntrackStats(s)
+            }
+            MemberKind::ConntrackMixed => {
+                let mut list = conntrack_list::ListSummary::default();
+                let mut stats = conntrack_stats::StatsSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    let trimmed = line.trim_ascii();
+                    if trimmed.starts_with(b"*** ") || trimmed.is_empty() {
+                        continue;
+                    }
+                    if conntrack_stats::looks_like(trimmed) {
+                        stats.add_stats_line(ctx, n, line, &mut problems);
+                    } else {
+                        list.add_line(ctx, n, line, &mut problems);
+                    }
+                }
+                MemberSummary::ConntrackMixed(Box::new(list), stats)
+            }
+            MemberKind::NetnsConntrackStats(name) => {
+                let mut s = conntrack_stats::StatsSummary::default();
+                for (n, line) in lines(data, ctx.first_line) {
+                    s.add_stats_line(ctx, n, line, &mut problems);
+                }
+                MemberSummary::NetnsNamedStats(name.clone(), s)
             }
             MemberKind::ProcStatConntrack => {
                 MemberSummary::ConntrackStats(conntrack_stats::StatsSummary::from_proc_stat(
@@ -331,6 +371,9 @@ pub fn parse_chunk(ctx: &ChunkCtx, data: &[u8]) -> (MemberSummary, LineProblems)
             MemberKind::KubeObjects => {
                 MemberSummary::Kube(Box::new(kubectl::parse_reader(ctx, data, &mut problems)))
             }
+            MemberKind::KubeObjectsYaml => MemberSummary::Kube(Box::new(
+                kubectl::parse_yaml_reader(ctx, data, &mut problems),
+            )),
             MemberKind::Stderr | MemberKind::Unknown => MemberSummary::Skipped,
         };
     (summary, problems)

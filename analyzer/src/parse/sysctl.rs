@@ -91,6 +91,46 @@ impl SysctlSummary {
         }
     }
 
+    /// `sysctl -a` as one JSON object of key → value strings (troubleshoot.sh's
+    /// `host-collectors/system/sysctl.json`, pkg/collect/host_sysctl.go). Each value's evidence
+    /// is its `"key":"value"` pair, the line being the whole object.
+    pub fn from_json(ctx: &ChunkCtx, data: &[u8], problems: &mut LineProblems) -> Self {
+        let mut s = SysctlSummary::default();
+        let map: BTreeMap<String, serde_json::Value> = match serde_json::from_slice(data) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(
+                    crate::problem::Problem::new(
+                        &*ctx.member,
+                        crate::problem::Severity::Warning,
+                        format!("not a JSON object of sysctl values: {e}"),
+                    )
+                    .at_line(ctx.first_line + e.line().saturating_sub(1) as u64),
+                );
+                return s;
+            }
+        };
+        for (k, v) in map {
+            s.lines += 1;
+            let value = match v {
+                serde_json::Value::String(v) => v,
+                other => other.to_string(),
+            };
+            let k = k.replace('/', ".");
+            if wanted(&k) {
+                let quoted = format!("\"{k}\":\"{}\"", value.trim());
+                s.values.insert(
+                    k,
+                    SysctlValue {
+                        value: value.trim().to_string(),
+                        line: EvidenceLine::new(&ctx.member, ctx.first_line, quoted.as_bytes()),
+                    },
+                );
+            }
+        }
+        s
+    }
+
     /// A file holding one `/proc/sys` value.
     pub fn single_value(
         ctx: &ChunkCtx,
