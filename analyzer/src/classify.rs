@@ -379,7 +379,7 @@ fn by_content(path: &str, head: &[u8]) -> MemberKind {
 }
 
 /// A file holding one value: its path or name says what it is; a bare integer without a hint is
-/// most often a pasted `conntrack -C`.
+/// a pasted `conntrack -C` only when it is not one file among others in a folder.
 fn single_value(name: &str, path: &str, line: &[u8]) -> Option<MemberKind> {
     let text = std::str::from_utf8(line).ok()?.trim();
     if let Some(key) = proc_sys_key(path) {
@@ -402,7 +402,11 @@ fn single_value(name: &str, path: &str, line: &[u8]) -> Option<MemberKind> {
             "net.netfilter.nf_conntrack_max".into(),
         ));
     }
-    Some(MemberKind::ConntrackCount)
+    // Archives carry many one-integer files (`/sys` copies, `/proc` values, exit codes): only a
+    // name that says so makes one a count. A lone file handed over on its own is the pasted
+    // `conntrack -C` it most often is.
+    let says_count = name.contains("count") || name.contains("conntrack_-c") || name == "c";
+    (says_count || !path.contains('/')).then_some(MemberKind::ConntrackCount)
 }
 
 /// `…/proc/sys/net/netfilter/nf_conntrack_max` or a bare `nf_conntrack_max` file → its sysctl key.

@@ -563,6 +563,73 @@ fn epoch(t: &str) -> Option<f64> {
     Some(st.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
 }
 
+/// The node's kernel log, from however many members hold one. Rotated files of one log
+/// (`kern.log.2.gz`, `kern.log.1`, `kern.log`) hold different days and are read in order, oldest
+/// first, as one log. Different logs — the ring buffer (`dmesg`, `dmesg -T`), the journal,
+/// syslog's `kern.log` or `messages` — hold the same kernel events, so they are never added up:
+/// the log with the most conntrack lines (then the most lines) is the node's, counted once.
+fn kernel_log(logs: &[(&str, &DmesgSummary)]) -> Option<(DmesgSummary, Vec<String>)> {
+    let mut families: BTreeMap<String, Vec<(RotationAge, &str, &DmesgSummary)>> = BTreeMap::new();
+    for (path, s) in logs {
+        let (family, age) = rotation(path);
+        families.entry(family).or_default().push((age, path, s));
+    }
+    families
+        .into_values()
+        .map(|mut members| {
+            // Oldest first: higher rotation numbers and earlier dates are older.
+            members.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+            let mut merged: Option<DmesgSummary> = None;
+            for (_, _, s) in &members {
+                merged.combine(Some((*s).clone()));
+            }
+            let paths: Vec<String> = members.iter().map(|m| m.1.to_string()).collect();
+            (merged.unwrap_or_default(), paths)
+        })
+        .max_by(|(a, pa), (b, pb)| {
+            let events = |d: &DmesgSummary| d.table_full.total + d.expectation_full.total;
+            events(a)
+                .cmp(&events(b))
+                .then(a.lines.cmp(&b.lines))
+                // The same count twice: the first path wins, whatever the order found.
+                .then(pb.cmp(pa))
+        })
+}
+
+/// How old a rotated log file is: a larger value is older.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RotationAge {
+    Current,
+    /// `-YYYYMMDD` (logrotate `dateext`): a later date is newer, so it counts down.
+    Dated(std::cmp::Reverse<u32>),
+    /// `.N`: a larger N is older.
+    Numbered(u32),
+}
+
+/// `var/log/kern.log.2.gz` → (`var/log/kern.log`, Numbered(2)); `messages-20261120` →
+/// (`messages`, Dated). A compressed file was read decompressed under its name without `.gz`.
+fn rotation(path: &str) -> (String, RotationAge) {
+    let p = path
+        .strip_suffix(".gz")
+        .or_else(|| path.strip_suffix(".xz"))
+        .or_else(|| path.strip_suffix(".bz2"))
+        .unwrap_or(path);
+    if let Some((base, n)) = p.rsplit_once('.')
+        && !n.is_empty()
+        && n.len() <= 3
+        && let Ok(n) = n.parse::<u32>()
+    {
+        return (base.to_string(), RotationAge::Numbered(n));
+    }
+    if let Some((base, d)) = p.rsplit_once('-')
+        && d.len() == 8
+        && let Ok(d) = d.parse::<u32>()
+    {
+        return (base.to_string(), RotationAge::Dated(std::cmp::Reverse(d)));
+    }
+    (p.to_string(), RotationAge::Current)
+}
+
 /// Derives the facts of one node from its parsed bundle.
 pub fn derive(data: &BundleData) -> FactSet {
     let mut set = FactSet::default();
@@ -573,6 +640,8 @@ pub fn derive(data: &BundleData) -> FactSet {
     let mut stats: Vec<(Option<u32>, StatsSource, &StatsSummary, &str)> = Vec::new();
     let mut counts: Vec<(Option<u32>, &CountSummary, &str)> = Vec::new();
     let mut dmesg_members = Vec::new();
+    let mut kernel_logs: Vec<(&str, &DmesgSummary)> = Vec::new();
+    let mut single_values: Vec<&SysctlSummary> = Vec::new();
     let mut sysctl_members = Vec::new();
     let mut layers = cilium::Inputs::default();
     let mut kube: Option<KubeSummary> = None;
@@ -582,9 +651,14 @@ pub fn derive(data: &BundleData) -> FactSet {
         match &m.summary {
             MemberSummary::Manifest(s) => set.manifest = s.manifest.clone(),
             MemberSummary::Node(s) => node.combine(s.clone()),
-            MemberSummary::Dmesg(s) => {
-                dmesg.combine(Some((**s).clone()));
-                dmesg_members.push(m.path.clone());
+            MemberSummary::Dmesg(s) => kernel_logs.push((m.path.as_str(), &**s)),
+            // A file holding one /proc/sys value is that value's own reading; a dump of every
+            // key taken at another moment yields to it.
+            MemberSummary::Sysctl(s)
+                if matches!(m.kind, crate::classify::MemberKind::SysctlValue(_)) =>
+            {
+                single_values.push(s);
+                sysctl_members.push(m.path.clone());
             }
             MemberSummary::Sysctl(s) => {
                 sysctl.combine(s.clone());
@@ -656,6 +730,17 @@ pub fn derive(data: &BundleData) -> FactSet {
             | MemberSummary::NetnsNamedStats(..) => {}
             MemberSummary::Skipped => {}
         }
+    }
+
+    for s in single_values {
+        for (k, v) in &s.values {
+            sysctl.values.insert(k.clone(), v.clone());
+        }
+        sysctl.lines += s.lines;
+    }
+    if let Some((summary, members)) = kernel_log(&kernel_logs) {
+        dmesg = Some(summary);
+        dmesg_members = members;
     }
 
     let manifest_times: BTreeMap<String, f64> = set

@@ -49,8 +49,8 @@ struct LayoutFile {
     never: Vec<NeverRule>,
 }
 
-/// A root is the tool's when every `all` path and at least one `any` path is present (a path
-/// ending in `/` is a folder: any member under it). `any` may be empty.
+/// A root is the tool's when every `all` pattern and at least one `any` pattern matches a member
+/// path (relative to the root; regexes anchored at both ends). `any` may be empty.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Markers {
@@ -95,8 +95,8 @@ struct NeverRule {
 pub struct Layout {
     pub id: String,
     pub name: String,
-    all: Vec<String>,
-    any: Vec<String>,
+    all: Vec<Regex>,
+    any: Vec<Regex>,
     version: Vec<(String, Regex)>,
     hostname: Vec<(String, Regex)>,
     node_list: Option<(String, Regex)>,
@@ -208,8 +208,18 @@ impl Layout {
         Ok(Layout {
             id: f.id,
             name: f.name,
-            all: f.markers.all,
-            any: f.markers.any,
+            all: f
+                .markers
+                .all
+                .iter()
+                .map(|m| anchored(file, m))
+                .collect::<Result<_, _>>()?,
+            any: f
+                .markers
+                .any
+                .iter()
+                .map(|m| anchored(file, m))
+                .collect::<Result<_, _>>()?,
             version: extracts(file, f.version)?,
             hostname: extracts(file, f.hostname)?,
             node_list: extracts(file, f.node_list.into_iter().collect())?.pop(),
@@ -229,16 +239,7 @@ impl Layout {
 
     /// Whether the root whose member paths (relative to it) are `paths` is this tool's.
     fn matches(&self, paths: &BTreeSet<&str>) -> bool {
-        let present = |m: &String| match m.strip_suffix('/') {
-            Some(dir) => {
-                let prefix = format!("{dir}/");
-                paths
-                    .range(prefix.as_str()..)
-                    .next()
-                    .is_some_and(|p| p.starts_with(&prefix))
-            }
-            None => paths.contains(m.as_str()),
-        };
+        let present = |m: &Regex| paths.iter().any(|p| m.is_match(p));
         self.all.iter().all(present) && (self.any.is_empty() || self.any.iter().any(present))
     }
 }
@@ -470,6 +471,11 @@ impl Plan {
                     if let (Some(n), Some(list)) = (&node_name, &listed)
                         && !list.contains(n)
                     {
+                        continue;
+                    }
+                    // With a node list, what lies outside the node folders is the machine
+                    // that ran the collection (an admin's laptop), no node of the cluster.
+                    if listed.is_some() && node_name.is_none() && !rule.shared {
                         continue;
                     }
                     let node = if rule.shared {

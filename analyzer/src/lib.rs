@@ -131,8 +131,7 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
     }
     let readers = nodes.len().clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<(usize, Result<Vec<NodeReport>, Problem>)>> =
-        Default::default();
+    let results: std::sync::Mutex<Vec<(usize, InputResult)>> = Default::default();
     // Readers are plain threads (see `ingest`): each takes the next bundle until none are left,
     // and turns it into its node report at once, so a parsed bundle's summaries never outlive it:
     // memory stays flat however many bundles are given.
@@ -217,6 +216,9 @@ pub fn analyze(inputs: &[PathBuf], options: &AnalyzeOptions) -> Result<Report, E
         unreadable,
     })
 }
+
+/// The nodes one input gave, or why it gave none.
+type InputResult = Result<Vec<NodeReport>, Problem>;
 
 /// A bundle with nothing any rule can read (random bytes, an empty file, only unknown files) is
 /// unreadable, not a node: it is reported with why, and cannot make the run look successful.

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod corpus;
 mod facts;
+mod foreign;
 mod loose;
 mod report;
 mod samples;
