@@ -42,6 +42,11 @@ impl Default for IngestOptions {
     }
 }
 
+const UNRECOGNISED: &str = "not recognised as any supported input; skipped";
+
+/// Unrecognised members named one by one; the rest are counted in one note.
+const MAX_UNRECOGNISED_LISTED: usize = 20;
+
 /// What is known of one member after reading it.
 #[derive(Debug, Clone)]
 pub struct MemberRecord {
@@ -426,14 +431,8 @@ fn read(
                 .map(|(_, l)| l)
                 .find(|l| !l.trim_ascii().is_empty())
                 .unwrap_or_default();
-            member_problems[idx].push(
-                Problem::new(
-                    &m.path,
-                    Severity::Note,
-                    "not recognised as any supported input; skipped",
-                )
-                .with_excerpt(head),
-            );
+            member_problems[idx]
+                .push(Problem::new(&m.path, Severity::Note, UNRECOGNISED).with_excerpt(head));
         }
         let mut seq = 0u64;
         if parse::is_streamed(&classified.kind)
@@ -585,6 +584,19 @@ fn read(
     for (idx, p) in member_problems_early {
         member_problems[idx].insert(0, p);
     }
+    // An unpacked report of a tool no layout knows can hold thousands of files that are no
+    // input: the first are named, the rest counted.
+    let mut unrecognised = 0usize;
+    for list in &mut member_problems {
+        list.retain(|p| {
+            if p.reason != UNRECOGNISED {
+                return true;
+            }
+            unrecognised += 1;
+            unrecognised <= MAX_UNRECOGNISED_LISTED
+        });
+    }
+    let more_unrecognised = unrecognised.saturating_sub(MAX_UNRECOGNISED_LISTED);
     let mut problems: Vec<(Option<Vec<usize>>, Problem)> = Vec::new();
     for ((i, acc), extra) in accumulators.into_iter().enumerate().zip(member_problems) {
         if let Some(s) = acc.merged {
@@ -612,6 +624,16 @@ fn read(
             .map(|p| (targets_of(&p.member), p)),
     );
     problems.extend(never);
+    if more_unrecognised > 0 {
+        problems.push((
+            None,
+            Problem::new(
+                bundle.name(),
+                Severity::Note,
+                format!("{more_unrecognised} more member(s) not recognised as any supported input; skipped"),
+            ),
+        ));
+    }
     Ok(Pass {
         members: members.into_iter().zip(member_targets).collect(),
         problems,

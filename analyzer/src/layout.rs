@@ -369,6 +369,7 @@ impl Plan {
                 .max_by_key(|(_, (r, _))| r.len())
                 .map(|(i, _)| i)
         };
+        let links = Aliases::new(index);
         let mut node_ids: HashMap<(usize, String), usize> = HashMap::new();
         let mut default_node: HashMap<usize, usize> = HashMap::new();
         for (ri, (root, layout)) in recognised.iter().enumerate() {
@@ -422,7 +423,7 @@ impl Plan {
             };
             for e in index.entries.iter().filter(|e| owner(&e.path) == Some(ri)) {
                 let rel = &e.path[root.len()..];
-                let aliases = aliases(index, &e.path);
+                let aliases = links.of(&e.path);
                 let candidates = std::iter::once(rel.to_string()).chain(
                     aliases
                         .iter()
@@ -521,42 +522,100 @@ impl Plan {
     }
 }
 
-/// The other names a member is reachable by through the archive's links: `proc/4242/net/x`
-/// is also `proc/self/net/x` (`proc/self → 4242`) and `proc/net/x` (`proc/net → self/net`).
-pub fn aliases(index: &Index, path: &str) -> Vec<String> {
-    let mut found: Vec<String> = Vec::new();
-    let mut frontier = vec![path.to_string()];
-    // Links chain (sos: proc/net → self/net → 4242/net); a cycle or a long chain stops here.
-    for _ in 0..8 {
-        let mut next = Vec::new();
-        for p in &frontier {
-            for l in &index.links {
-                let alias = if *p == l.target {
-                    Some(l.path.clone())
-                } else {
-                    p.strip_prefix(&format!("{}/", l.target))
-                        .map(|rest| format!("{}/{rest}", l.path))
-                };
-                if let Some(a) = alias
-                    && a != path
-                    && !found.contains(&a)
-                {
-                    found.push(a.clone());
-                    next.push(a);
+/// The archive's links by the path they point at, to find the other names of a member.
+pub struct Aliases<'i> {
+    by_target: HashMap<&'i str, Vec<&'i str>>,
+}
+
+impl<'i> Aliases<'i> {
+    pub fn new(index: &'i Index) -> Self {
+        let mut by_target: HashMap<&str, Vec<&str>> = HashMap::new();
+        for l in &index.links {
+            by_target.entry(&l.target).or_default().push(&l.path);
+        }
+        Aliases { by_target }
+    }
+
+    /// The other names a member is reachable by: `proc/4242/net/x` is also `proc/self/net/x`
+    /// (`proc/self → 4242`) and `proc/net/x` (`proc/net → self/net`).
+    pub fn of(&self, path: &str) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        if self.by_target.is_empty() {
+            return found;
+        }
+        let mut frontier = vec![path.to_string()];
+        // Links chain (sos: proc/net → self/net → 4242/net); a cycle or a long chain stops here.
+        for _ in 0..8 {
+            let mut next = Vec::new();
+            for p in &frontier {
+                // The path itself and each folder above it may be a link's target.
+                let cuts = std::iter::once(p.len()).chain(
+                    p.match_indices('/')
+                        .map(|(i, _)| i)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev(),
+                );
+                for cut in cuts {
+                    let Some(links) = self.by_target.get(&p[..cut]) else {
+                        continue;
+                    };
+                    for link in links {
+                        let alias = format!("{link}{}", &p[cut..]);
+                        if alias != path && !found.contains(&alias) {
+                            found.push(alias.clone());
+                            next.push(alias);
+                        }
+                    }
                 }
             }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
         }
-        if next.is_empty() {
-            break;
-        }
-        frontier = next;
+        found
     }
-    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_known_by_every_chain_of_links_to_it() {
+        let index = Index {
+            links: vec![
+                crate::source::Link {
+                    path: "proc/net".into(),
+                    target: "proc/self/net".into(),
+                },
+                crate::source::Link {
+                    path: "proc/self".into(),
+                    target: "proc/4242".into(),
+                },
+                crate::source::Link {
+                    path: "a".into(),
+                    target: "b".into(),
+                },
+                crate::source::Link {
+                    path: "b".into(),
+                    target: "a".into(),
+                },
+            ],
+            ..Index::default()
+        };
+        let aliases = Aliases::new(&index);
+        assert_eq!(
+            aliases.of("proc/4242/net/stat/nf_conntrack"),
+            [
+                "proc/self/net/stat/nf_conntrack",
+                "proc/net/stat/nf_conntrack"
+            ]
+        );
+        // A cycle ends.
+        assert_eq!(aliases.of("a/x"), ["b/x"]);
+    }
 
     #[test]
     fn every_builtin_layout_compiles() {

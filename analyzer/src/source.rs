@@ -60,7 +60,8 @@ impl Default for Limits {
             member_bytes: 2 << 30,
             bundle_bytes: 8 << 30,
             line_bytes: 1 << 20,
-            members: 20_000,
+            // A sos report holds ~21k files; a sos collect of a few nodes several times that.
+            members: 200_000,
             // Conntrack and kernel-log text compresses 8–50:1; deflate cannot exceed ~1032:1.
             max_ratio: 250,
         }
@@ -1531,6 +1532,29 @@ mod tests {
         drop(tar);
         let bomb = w.finish().expect("xz");
         let bundle = open_bytes(dir.path(), "bomb.tar.xz", &bomb);
+        let (_, problems) = collect(&bundle, &Limits::default());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.reason.contains("decompression bomb")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_zip_bomb_is_stopped_by_the_ratio_guard() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        w.start_file("zeros.txt", opts).expect("entry");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..80 {
+            w.write_all(&zeros).expect("zeros");
+        }
+        let bomb = w.finish().expect("zip").into_inner();
+        let bundle = open_bytes(dir.path(), "bomb.zip", &bomb);
         let (_, problems) = collect(&bundle, &Limits::default());
         assert!(
             problems

@@ -65,11 +65,12 @@ pub fn check_bundle(data: &[u8]) {
     options.ingest.limits.member_bytes = 8 << 20;
     options.ingest.limits.bundle_bytes = 32 << 20;
     options.ingest.limits.members = 500;
+    // The seeds hold a zip and an xz bomb: the ratio guard must stop them within these caps.
     let report = ctdiag::analyze(&[path], &options).expect("built-in rules load");
-    assert_eq!(
-        report.nodes.len() + report.unreadable.len(),
-        1,
-        "one bundle, one outcome"
+    // One input: unreadable, or one node or more (another tool's archive may hold several).
+    assert!(
+        report.nodes.is_empty() != report.unreadable.is_empty(),
+        "one input, one outcome"
     );
     use ctdiag::render::Renderer;
     let json = ctdiag::render::Json.render(&report).expect("json renders");

@@ -747,3 +747,42 @@ fn the_same_kernel_events_in_dmesg_journal_and_syslog_are_counted_once() {
     // kern.log.1 + kern.log: 4 lines, the most of any one log; never 3 + 3 + 3 + 1.
     assert_eq!(d["table_full"], 4, "{d}");
 }
+
+#[test]
+fn a_sos_report_of_21k_files_is_read_whole_and_its_unused_files_summarised() {
+    // A real sos report holds ~21k files, /sys and /proc copies of one integer among them, and
+    // links between them; only the inputs are read and the rest is one note, not 21k lines.
+    let m = sample("healthy");
+    let mut e = sos_report(&m, "wrk-large-07");
+    let r = "sosreport-wrk-large-07-2026-11-25-qpkxdid";
+    for i in 0..21_000 {
+        e.push(file(
+            &format!("{r}/sys/devices/system/x{}/attr{i}", i / 100),
+            format!("{i}\n"),
+        ));
+    }
+    for i in 0..300 {
+        e.push(E::Link(
+            format!("{r}/etc/alternatives/l{i}"),
+            format!("../../sys/devices/system/x{i}/attr{i}"),
+        ));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = save(dir.path(), "big.tar", &tar_of(&e));
+    let (rep, _) = analyze_json(&[&path]);
+    let n = &rep["nodes"][0];
+    assert_same_facts(n, &baseline(&m));
+    let problems = n["problems"].as_array().expect("problems");
+    assert!(problems.len() < 20, "{}", problems.len());
+    assert!(
+        problems.iter().any(|p| p["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("210") && r.contains("were not read"))),
+        "{problems:?}"
+    );
+    assert!(!problems.iter().any(|p| {
+        p["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("--max-members"))
+    }));
+}
