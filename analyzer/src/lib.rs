@@ -43,6 +43,8 @@ pub enum Error {
     Rules(#[from] rules::RuleError),
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
+    #[error(transparent)]
+    Source(source::SourceError),
 }
 
 /// The tool that wrote a report.
@@ -334,19 +336,31 @@ pub fn node_report(rules: &RuleSet, data: BundleData) -> NodeReport {
     findings::evaluate(rules, &set, bundle, problems)
 }
 
-/// `ctdiag facts`: the facts of one bundle with the lines behind them, as JSON.
+/// `ctdiag facts`: the facts of one bundle with the lines behind them, as JSON. Another tool's
+/// archive of several nodes gives `{"nodes": [...]}`, one such object per node.
 pub fn facts_json(
     path: &std::path::Path,
     options: &IngestOptions,
-) -> Result<serde_json::Value, source::SourceError> {
-    let bundle = source::Bundle::open(path)?;
+) -> Result<serde_json::Value, Error> {
+    let bundle = source::Bundle::open(path).map_err(Error::Source)?;
     let pool = BufferPool::new(options.buffers);
-    let data = ingest::ingest(&bundle, options, &pool)?;
-    let set = facts::derive(&data);
-    Ok(serde_json::json!({
-        "node": set.facts.node.name,
-        "facts": facts::to_json(&set.facts),
-        "evidence": set.evidence,
-        "problems": data.problems,
-    }))
+    let layouts = layout::builtin()?;
+    let nodes = ingest::ingest_nodes(&bundle, options, &pool, &layouts).map_err(Error::Source)?;
+    let mut out: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|data| {
+            let set = facts::derive(data);
+            serde_json::json!({
+                "node": set.facts.node.name,
+                "facts": facts::to_json(&set.facts),
+                "evidence": set.evidence,
+                "problems": data.problems,
+            })
+        })
+        .collect();
+    Ok(if out.len() == 1 {
+        out.remove(0)
+    } else {
+        serde_json::json!({ "nodes": out })
+    })
 }

@@ -1531,14 +1531,7 @@ mod tests {
         tar.finish().expect("tar");
         drop(tar);
         let bomb = w.finish().expect("xz");
-        let bundle = open_bytes(dir.path(), "bomb.tar.xz", &bomb);
-        let (_, problems) = collect(&bundle, &Limits::default());
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.reason.contains("decompression bomb")),
-            "{problems:?}"
-        );
+        assert_stopped_as_a_bomb(&open_bytes(dir.path(), "bomb.tar.xz", &bomb));
     }
 
     #[test]
@@ -1554,8 +1547,11 @@ mod tests {
             w.write_all(&zeros).expect("zeros");
         }
         let bomb = w.finish().expect("zip").into_inner();
-        let bundle = open_bytes(dir.path(), "bomb.zip", &bomb);
-        let (_, problems) = collect(&bundle, &Limits::default());
+        assert_stopped_as_a_bomb(&open_bytes(dir.path(), "bomb.zip", &bomb));
+    }
+
+    fn assert_stopped_as_a_bomb(bundle: &Bundle) {
+        let (_, problems) = collect(bundle, &Limits::default());
         assert!(
             problems
                 .iter()
