@@ -582,30 +582,38 @@ fn a_troubleshoot_bundle_with_remote_host_collectors_gives_one_report_per_listed
         ));
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = save(
+    let sent = save(
         dir.path(),
         "support-bundle-2026-11-25T09_41_17.tar.gz",
         &gz(&tar_of(&e)),
     );
-    let (r, _) = analyze_json(&[&path]);
-    assert_eq!(nodes(&r).len(), 2, "{:?}", nodes(&r));
-    for (i, want) in [&want_hot, &want_calm].into_iter().enumerate() {
-        let n = &r["nodes"][i];
-        assert_eq!(
-            n["bundle"]["collector"],
-            "troubleshoot.sh support bundle 0.133.0"
-        );
-        assert_same_facts(n, want);
+    let unpacked = dir.path().join("unpacked");
+    unpack(&e, &unpacked);
+    for input in [sent, unpacked.join(top)] {
+        let (r, _) = analyze_json(&[&input]);
+        assert_eq!(nodes(&r).len(), 2, "{}: {:?}", input.display(), nodes(&r));
+        for (i, want) in [&want_hot, &want_calm].into_iter().enumerate() {
+            let n = &r["nodes"][i];
+            assert_eq!(
+                n["bundle"]["collector"],
+                "troubleshoot.sh support bundle 0.133.0"
+            );
+            assert_same_facts(n, want);
+        }
     }
 }
 
 fn eks_archive(m: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    gz(&tar_of(&eks_entries(m)))
+}
+
+fn eks_entries(m: &BTreeMap<String, Vec<u8>>) -> Vec<E> {
     let mut conntrack = b"*** Output of conntrack -S *** \n".to_vec();
     conntrack.extend_from_slice(last(m, "conntrack/stats").expect("stats"));
     conntrack.extend_from_slice(b"*** Output of conntrack -L ***\n");
     conntrack.extend_from_slice(&m["conntrack/list.txt"]);
     // `tar --directory=DIR .`: every member spelled ./…, no top folder, readdir order.
-    gz(&tar_of(&[
+    vec![
         file(
             "./system/top.txt",
             "top - 14:03:40 up 12 days,  3:01,  0 users,  load average: 2.10, 1.80, 1.75\n",
@@ -625,7 +633,7 @@ fn eks_archive(m: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
         file("./kernel/dmesg.human.current", &m["kernel/dmesg.txt"]),
         file("./kernel/uname.txt", &m["node/uname.txt"]),
         file("./ipamd/metrics.json", "{}"),
-    ]))
+    ]
 }
 
 #[test]
@@ -640,10 +648,19 @@ fn eks_and_rancher_archives_give_the_facts_of_their_files_and_a_zip_of_them_one_
         "eks_i-0abc123def4567890_2026-11-25_0941-UTC_0.7.9.tar.gz",
         &eks,
     );
-    let (r, _) = analyze_json(&[&path]);
-    assert_eq!(r["nodes"].as_array().map(Vec::len), Some(1));
-    assert_same_facts(&r["nodes"][0], &want_hot);
-    assert_eq!(r["nodes"][0]["bundle"]["collector"], "EKS log collector");
+    // Unpacked by the customer into a folder named after the archive, and handed over as the
+    // folder holding it.
+    let unpacked = dir.path().join("unpacked");
+    unpack(
+        &eks_entries(&hot),
+        &unpacked.join("eks_i-0abc123def4567890_2026-11-25_0941-UTC_0.7.9"),
+    );
+    for input in [path, unpacked] {
+        let (r, _) = analyze_json(&[&input]);
+        assert_eq!(nodes(&r).len(), 1, "{}: {:?}", input.display(), nodes(&r));
+        assert_same_facts(&r["nodes"][0], &want_hot);
+        assert_eq!(r["nodes"][0]["bundle"]["collector"], "EKS log collector");
+    }
 
     // Rancher: `./<host>-<date>/…` (since 2023-09).
     let host = "ip-10-0-1-5-2026-11-25_09_41_17";
