@@ -162,20 +162,30 @@ pub fn classify(path: &str, head: &[u8]) -> Classified {
             by: ClassifiedBy::Path,
         };
     }
-    Classified {
-        kind: by_content(path, head),
-        sample: sample_from_name(path),
-        by: ClassifiedBy::Content,
-    }
+    classify_content(path, head)
 }
 
 /// Classifies by content alone (a member another tool's layout leaves to its lines).
 pub fn classify_content(path: &str, head: &[u8]) -> Classified {
     Classified {
-        kind: by_content(path, head),
+        kind: if is_sysctl_configuration(path) {
+            MemberKind::Unknown
+        } else {
+            by_content(path, head)
+        },
         sample: sample_from_name(path),
         by: ClassifiedBy::Content,
     }
+}
+
+/// `sysctl.conf` and `sysctl.d` files say what is applied at boot, in the running values'
+/// own `key = value` shape: whatever archive holds them, they are never the running values.
+pub fn is_sysctl_configuration(path: &str) -> bool {
+    let p = format!("/{path}");
+    p.ends_with("/etc/sysctl.conf")
+        || ["/etc/sysctl.d/", "/lib/sysctl.d/", "/run/sysctl.d/"]
+            .iter()
+            .any(|d| p.contains(d))
 }
 
 /// Whether `path` is one of ctdiag's own v1 member paths (docs/bundle-format.md).
@@ -470,6 +480,20 @@ mod tests {
             kind("netns/x/proc-stat.0.txt", "cpu=0 drop=1\n"),
             MemberKind::ConntrackStats
         );
+    }
+
+    #[test]
+    fn sysctl_configuration_files_are_never_running_values() {
+        let conf = "net.netfilter.nf_conntrack_max = 9999999\nnet.core.somaxconn = 4096\n";
+        for path in [
+            "etc/sysctl.d/99-kubernetes.conf",
+            "host/etc/sysctl.conf",
+            "usr/lib/sysctl.d/50-default.conf",
+            "run/sysctl.d/k8s.conf",
+        ] {
+            assert_eq!(kind(path, conf), MemberKind::Unknown, "{path}");
+        }
+        assert_eq!(kind("sysctl-a.txt", conf), MemberKind::Sysctl);
     }
 
     #[test]

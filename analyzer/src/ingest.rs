@@ -431,8 +431,16 @@ fn read(
                 .map(|(_, l)| l)
                 .find(|l| !l.trim_ascii().is_empty())
                 .unwrap_or_default();
-            member_problems[idx]
-                .push(Problem::new(&m.path, Severity::Note, UNRECOGNISED).with_excerpt(head));
+            let problem = if classify::is_sysctl_configuration(&m.path) {
+                Problem::new(
+                    &m.path,
+                    Severity::Note,
+                    "sysctl configuration (what is applied at boot), never taken for the running values; skipped",
+                )
+            } else {
+                Problem::new(&m.path, Severity::Note, UNRECOGNISED).with_excerpt(head)
+            };
+            member_problems[idx].push(problem);
         }
         let mut seq = 0u64;
         if parse::is_streamed(&classified.kind)
