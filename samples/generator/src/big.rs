@@ -7,7 +7,7 @@
 //! rule) runs on it.
 
 use crate::bundle::{self, ListSpec, Written, epoch};
-use crate::cluster::{Cluster, node_ip};
+use crate::cluster::{Cluster, Size, node_ip};
 use crate::conntrack::ListFormat;
 use crate::kernel_log::{self, LogPlan};
 use crate::node::{self, Node};
@@ -57,7 +57,7 @@ impl Big {
         };
         let max = node.kube_proxy_max().max(entries);
         let local_pods = (entries / 9_000).clamp(30, 250) as usize;
-        let cluster = Cluster::new(&node, local_pods, &mut rng);
+        let cluster = Cluster::sized(&node, local_pods, Size::for_entries(entries), &mut rng);
         let classes = cluster.background(entries, &mut rng);
         let veths = (0..local_pods)
             .map(|_| kernel_log::veth_name(&mut rng))

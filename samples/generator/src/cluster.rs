@@ -49,7 +49,49 @@ pub struct Cluster {
     pub control_plane: Vec<IpAddr>,
     pub coredns: Vec<IpAddr>,
     pub services: Vec<Service>,
+    /// Outside clients of the NodePort (documentation or benchmarking ranges).
+    pub outside_clients: Vec<IpAddr>,
     used_vips: Vec<IpAddr>,
+}
+
+/// How big the cluster around the node is.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Nodes in the cluster, this one included (pod networks 10.244.0–(n-1).0/24).
+    pub nodes: u8,
+    /// Pods on each remote node, drawn in this range.
+    pub pods_per_node: (u64, u64),
+    /// Distinct outside clients of the NodePort.
+    pub outside_clients: u32,
+}
+
+impl Default for Size {
+    /// The sample scenarios' cluster: 16 nodes, 14–24 pods each, 200 outside clients.
+    fn default() -> Self {
+        Size {
+            nodes: 16,
+            pods_per_node: (14, 24),
+            outside_clients: 200,
+        }
+    }
+}
+
+impl Size {
+    /// A cluster whose busiest node holds `entries`: the number of distinct client → service
+    /// pairs grows with the table (~10⁵ per 10⁶ entries, as on real busy nodes) instead of a
+    /// small cluster's few thousand filling a large table with repeats.
+    pub fn for_entries(entries: u64) -> Size {
+        let default = Size::default();
+        Size {
+            nodes: (entries / 12_000).clamp(16, 200) as u8,
+            pods_per_node: if entries > 100_000 {
+                (20, 40)
+            } else {
+                default.pods_per_node
+            },
+            outside_clients: (entries / 40).clamp(200, 100_000) as u32,
+        }
+    }
 }
 
 pub fn pod(net: u8, host: u8) -> IpAddr {
@@ -81,27 +123,44 @@ const SERVICE_NAMES: [(&str, u16, u16); 14] = [
 impl Cluster {
     /// A 16-node cluster around `node`, with `local_pods` pods on it.
     pub fn new(node: &Node, local_pods: usize, rng: &mut Rng) -> Cluster {
+        Cluster::sized(node, local_pods, Size::default(), rng)
+    }
+
+    /// A cluster of `size` around `node`, with `local_pods` pods on it.
+    pub fn sized(node: &Node, local_pods: usize, size: Size, rng: &mut Rng) -> Cluster {
         let n = node.pod_net;
         let local: Vec<IpAddr> = (0..local_pods).map(|i| pod(n, 2 + i as u8)).collect();
         let mut remote = Vec::new();
-        for net in (0..16u8).filter(|&x| x != n) {
-            for host in 2..2 + rng.range(14, 24) as u8 {
+        let (lo, hi) = size.pods_per_node;
+        for net in (0..size.nodes).filter(|&x| x != n) {
+            for host in 2..2 + rng.range(lo, hi) as u8 {
                 remote.push(pod(net, host));
             }
         }
+        // 203.0.113.0/24 (RFC 5737) while it suffices, 198.18.0.0/15 (RFC 2544) beyond.
+        let outside_clients = if size.outside_clients <= 200 {
+            (1..=size.outside_clients)
+                .map(|h| IpAddr::from([203, 0, 113, h as u8]))
+                .collect()
+        } else {
+            (0..size.outside_clients)
+                .map(|i| IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + i)))
+                .collect()
+        };
         let coredns = vec![pod(0, 2), pod(1, 3)];
         let mut c = Cluster {
             node_ip: IpAddr::V4(node.ip),
             pod_net: n,
             local_pods: local,
             remote_pods: remote,
-            other_nodes: (0..16u8)
+            other_nodes: (0..size.nodes)
                 .filter(|&x| x != n)
                 .map(|x| IpAddr::V4(node_ip(x)))
                 .collect(),
             control_plane: (2..5).map(|h| IpAddr::from([10, 0, 0, h])).collect(),
             coredns,
             services: Vec::new(),
+            outside_clients,
             used_vips: vec![KUBERNETES, KUBE_DNS],
         };
         for (name, port, target) in SERVICE_NAMES {
@@ -296,7 +355,7 @@ impl Cluster {
         let remote = Pool::skewed(self.remote_pods.iter().copied());
         let local_dst = Pool::uniform(self.local_pods.iter().copied());
         let coredns = Pool::uniform(self.coredns.iter().copied());
-        let outside_clients = Pool::skewed((1..=200).map(|h| IpAddr::from([203, 0, 113, h as u8])));
+        let outside_clients = Pool::skewed(self.outside_clients.iter().copied());
         let outside_apis =
             Pool::skewed((0..20).map(|h| IpAddr::from([198, 51, 100, 10 + h as u8])));
         let ingress: Vec<IpAddr> = self.services[0].backends.clone();

@@ -789,6 +789,35 @@ fn big_bundle_is_consistent_and_the_list_only_mode_prints_proc_lines() {
     assert!(v6.contains("src=fd00:0010:0000:"), "{v6}");
 }
 
+/// Benchmarks measure what real busy nodes cost: a 10⁶-entry table holds ~10⁵ distinct
+/// client → destination:port pairs, so the analyzer's top-k tables overflow and reduce as they do
+/// in the field. A generator with a few thousand pairs would flatter every counting structure.
+#[test]
+fn big_tables_have_realistic_pair_cardinality() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("big-cardinality");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("dir");
+    let list = dir.join("list.txt");
+    Big::new(1_000_000, ListFormat::Extended, 7)
+        .expect("big")
+        .write_list(&list)
+        .expect("list");
+    let text = fs::read_to_string(&list).expect("read");
+    let mut pairs = HashSet::new();
+    for line in text.lines() {
+        let mut words = line.split_ascii_whitespace();
+        let mut field = |k: &str| words.find_map(|w| w.strip_prefix(k)).unwrap_or("");
+        let (src, dst) = (field("src="), field("dst="));
+        pairs.insert((src, dst, field("dport=")));
+    }
+    let _ = fs::remove_dir_all(&dir);
+    assert!(
+        (80_000..=200_000).contains(&pairs.len()),
+        "{} distinct pairs in 10^6 entries",
+        pairs.len()
+    );
+}
+
 const CILIUM_MEMBERS: [&str; 9] = [
     "cilium/ct-list-global.txt",
     "cilium/metrics.0.txt",
