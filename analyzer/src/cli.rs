@@ -56,6 +56,10 @@ pub struct AnalyzeArgs {
     /// Colour on the terminal: auto (a TTY without NO_COLOR), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+    /// Parse conntrack tables with the nom reference grammar instead of the hand-written hot
+    /// path: slower, and meant to show that both give the same report (see BENCHMARKS.md).
+    #[arg(long)]
+    pub reference_parser: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

@@ -71,6 +71,7 @@ fn run(opts: Opts) -> anyhow::Result<u8> {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<u8> {
+    ctdiag::parse::conntrack_list::set_reference_parser(args.reference_parser);
     let options = AnalyzeOptions {
         ingest: IngestOptions {
             limits: args.limits.limits(),

@@ -151,3 +151,28 @@ fn markdown_and_text_output_of_every_sample() {
         }
     });
 }
+
+/// The hand-written conntrack scanner is only an optimisation: on every sample (each printer's
+/// format, IPv6, NAT, every scenario) the report is byte for byte the one the nom reference grammar
+/// gives.
+#[test]
+fn the_fast_parser_and_the_reference_parser_give_the_same_report() {
+    for (case, bundle, _) in samples() {
+        let path = bundle.to_str().expect("utf-8 path");
+        let fast = ctdiag(&["analyze", "--format", "json", "-o", "-", path]);
+        let reference = ctdiag(&[
+            "analyze",
+            "--reference-parser",
+            "--format",
+            "json",
+            "-o",
+            "-",
+            path,
+        ]);
+        assert!(fast.status.success(), "{case}: {fast:?}");
+        assert!(
+            fast.stdout == reference.stdout,
+            "{case}: the reports differ"
+        );
+    }
+}

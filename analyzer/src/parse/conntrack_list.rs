@@ -12,7 +12,7 @@
 //! chunks parse in parallel.
 
 use super::{ChunkCtx, LineProblems};
-use crate::summary::{ByteCounts, EvidenceLine, FastMap, FirstLines, Merge, TopK};
+use crate::summary::{ByteCounts, EvidenceLine, FastMap, FirstLines, Merge, PackedKey, TopK};
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_till, take_while1};
 use nom::character::complete::{char, digit1, space0, space1};
@@ -132,8 +132,7 @@ fn state(i: &[u8]) -> IResult<&[u8], &[u8]> {
 }
 
 /// The columns before the first tuple.
-#[allow(clippy::type_complexity)]
-fn head(i: &[u8]) -> IResult<&[u8], (Option<&[u8]>, (&[u8], u8), Option<u32>, Option<&[u8]>)> {
+fn head(i: &[u8]) -> IResult<&[u8], Head<'_>> {
     let (i, _) = preceded(space0, opt(event)).parse(i)?;
     // `unknown` is both an l3 and an l4 name: try the l3 pair first, and without it if the rest
     // does not follow.
@@ -208,10 +207,51 @@ fn port_number<T: TryFrom<u64>>(v: &[u8]) -> Option<T> {
     T::try_from(v.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'))).ok()
 }
 
-/// Parses one entry line.
+/// The columns before the first tuple, as [`head`] returns them.
+type Head<'a> = (
+    Option<&'a [u8]>,
+    (&'a [u8], u8),
+    Option<u32>,
+    Option<&'a [u8]>,
+);
+
+/// Parses one entry line with the nom grammar: the reference that [`scan`] must agree with.
 pub fn entry(line: &[u8]) -> Result<ConntrackEntry<'_>, EntryError> {
-    let (mut rest, (l3, (proto, proto_num), timeout, state)) =
-        head(line).map_err(|_| EntryError::Head)?;
+    let (rest, head) = head(line).map_err(|_| EntryError::Head)?;
+    assemble(head, rest, |i| token(i).map_err(|_| ()))
+}
+
+/// Parses one entry line on the hot path: [`fast::head`] and [`fast::token`] read the common
+/// shapes byte by byte, and any head they do not accept (`conntrack -E` events, the `unknown`
+/// l3/l4 ambiguity, numbers out of range) goes to the nom grammar. Agrees with [`entry`] on every
+/// input (property-tested below), and is what the summary uses unless [`set_reference_parser`]
+/// asked for the reference.
+pub fn scan(line: &[u8]) -> Result<ConntrackEntry<'_>, EntryError> {
+    if REFERENCE_PARSER.load(std::sync::atomic::Ordering::Relaxed) {
+        return entry(line);
+    }
+    match fast::head(line) {
+        Some((rest, head)) => assemble(head, rest, fast::token),
+        None => entry(line),
+    }
+}
+
+static REFERENCE_PARSER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later [`scan`] use the nom reference grammar (`ctdiag analyze
+/// --reference-parser`), so a run can prove the fast path changes nothing.
+pub fn set_reference_parser(on: bool) {
+    REFERENCE_PARSER.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Turns the head and the `key=value`/`[FLAG]` tokens after it into an entry. Shared by both
+/// parsers, so they can differ only in how they cut tokens.
+#[inline(always)]
+fn assemble<'a>(
+    (l3, (proto, proto_num), timeout, state): Head<'a>,
+    mut rest: &'a [u8],
+    mut token: impl FnMut(&'a [u8]) -> Result<(&'a [u8], Token<'a>), ()>,
+) -> Result<ConntrackEntry<'a>, EntryError> {
     let mut e = ConntrackEntry {
         l3,
         proto,
@@ -290,6 +330,147 @@ pub fn entry(line: &[u8]) -> Result<ConntrackEntry<'_>, EntryError> {
     Ok(e)
 }
 
+/// The hand-written cutters of the hot path. Each accepts exactly what its nom counterpart
+/// accepts or (for [`head`]) declines, leaving the line to nom.
+mod fast {
+    use super::{Head, Token};
+
+    fn is_space(b: u8) -> bool {
+        b == b' ' || b == b'\t'
+    }
+
+    /// `space0`: the index of the first byte at or after `i` that is not a space or tab.
+    #[inline(always)]
+    fn skip_spaces(line: &[u8], mut i: usize) -> usize {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        i
+    }
+
+    /// `take_while(pred)`: the end of the run of `pred` bytes from `i`.
+    #[inline(always)]
+    fn run(line: &[u8], mut i: usize, pred: impl Fn(u8) -> bool) -> usize {
+        while i < line.len() && pred(line[i]) {
+            i += 1;
+        }
+        i
+    }
+
+    /// Digits at `i` followed by at least one space: the value and the index after the spaces.
+    /// `None` where nom's `terminated(uint, space1)` would fail (no digits, overflow, no space).
+    #[inline(always)]
+    fn number_then_space(line: &[u8], i: usize, max: u64) -> Option<(u64, usize)> {
+        let end = run(line, i, |b| b.is_ascii_digit());
+        if end == i || end - i > 10 || end >= line.len() || !is_space(line[end]) {
+            return None;
+        }
+        let v = line[i..end]
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+        (v <= max).then(|| (v, skip_spaces(line, end)))
+    }
+
+    /// The l4 pair at `i` (`tcp      6 `): name, number, index after the spaces.
+    #[inline(always)]
+    fn l4(line: &[u8], i: usize) -> Option<(&[u8], u8, usize)> {
+        if !line.get(i)?.is_ascii_lowercase() {
+            return None;
+        }
+        let end = run(line, i, |b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if end >= line.len() || !is_space(line[end]) {
+            return None;
+        }
+        let (num, next) = number_then_space(line, skip_spaces(line, end), u64::from(u8::MAX))?;
+        Some((&line[i..end], num as u8, next))
+    }
+
+    /// The columns before the first tuple, or `None` to leave the line to the nom grammar: an
+    /// event prefix, an `unknown` that may be l3 or l4, anything that is not plainly a head.
+    #[inline]
+    pub(super) fn head(line: &[u8]) -> Option<(&[u8], Head<'_>)> {
+        let mut i = skip_spaces(line, 0);
+        if line.get(i) == Some(&b'[') {
+            return None;
+        }
+        let (mut proto, mut num, mut next) = l4(line, i)?;
+        let mut l3 = None;
+        if proto == b"ipv4" || proto == b"ipv6" {
+            l3 = Some(proto);
+            (proto, num, next) = l4(line, next)?;
+        } else if proto == b"unknown" {
+            return None;
+        }
+        i = next;
+        let mut timeout = None;
+        if line.get(i).is_some_and(u8::is_ascii_digit) {
+            let (t, n) = number_then_space(line, i, u64::from(u32::MAX))?;
+            timeout = Some(t as u32);
+            i = n;
+        }
+        let mut state = None;
+        if line.get(i).is_some_and(u8::is_ascii_uppercase) {
+            let end = run(line, i, |b| {
+                b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'
+            });
+            if end >= line.len() || !is_space(line[end]) {
+                return None;
+            }
+            state = Some(&line[i..end]);
+            i = skip_spaces(line, end);
+        }
+        Some((&line[i..], (l3, (proto, num), timeout, state)))
+    }
+
+    /// Bytes of a `key` (nom's `pair`: ASCII alphanumerics, `-`, `_`), one load per byte.
+    static KEY_BYTE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+            b += 1;
+        }
+        t
+    };
+
+    /// The first space or tab at or after `i` (or the end): eight bytes per step, since values
+    /// (addresses, ports) are most of a line. The lowest flagged byte of the SWAR zero test is
+    /// exact (a false positive can only sit above a true one), so this agrees with a byte loop.
+    #[inline(always)]
+    fn value_end(line: &[u8], mut i: usize) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        while let Some(bytes) = line.get(i..i + 8) {
+            let w = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+            let hits = zero(w ^ (ONES * u64::from(b' '))) | zero(w ^ (ONES * u64::from(b'\t')));
+            if hits != 0 {
+                return i + (hits.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        run(line, i, |b| !is_space(b))
+    }
+
+    /// One `key=value` or `[FLAG]` token and the spaces after it, as nom's `token` cuts it.
+    #[inline(always)]
+    pub(super) fn token(line: &[u8]) -> Result<(&[u8], Token<'_>), ()> {
+        if line.first() == Some(&b'[') {
+            let close = memchr::memchr(b']', &line[1..]).ok_or(())? + 1;
+            let rest = skip_spaces(line, close + 1);
+            return Ok((&line[rest..], Token::Flag(&line[1..close])));
+        }
+        let eq = run(line, 0, |b| KEY_BYTE[usize::from(b)]);
+        if eq == 0 || line.get(eq) != Some(&b'=') {
+            return Err(());
+        }
+        let end = value_end(line, eq + 1);
+        let rest = skip_spaces(line, end);
+        Ok((&line[rest..], Token::Pair(&line[..eq], &line[eq + 1..end])))
+    }
+}
+
 fn attribute(e: &mut ConntrackEntry<'_>, k: &[u8], v: &[u8]) {
     match k {
         b"zone" => e.zone = port_number(v),
@@ -325,6 +506,22 @@ pub enum Proto {
 }
 
 impl Proto {
+    const ALL: [Proto; 9] = [
+        Proto::Tcp,
+        Proto::Udp,
+        Proto::Icmp,
+        Proto::Icmpv6,
+        Proto::Sctp,
+        Proto::Gre,
+        Proto::Dccp,
+        Proto::Udplite,
+        Proto::Other,
+    ];
+
+    fn from_index(i: u128) -> Proto {
+        Proto::ALL[(i as usize).min(Proto::ALL.len() - 1)]
+    }
+
     pub(crate) fn of(name: &[u8]) -> Proto {
         match name {
             b"tcp" => Proto::Tcp,
@@ -369,6 +566,50 @@ pub struct Service {
     pub proto: Proto,
     pub addr: IpAddr,
     pub port: u16,
+}
+
+/// IPv4 pairs and services pack as `proto | src | dst | port` in 88 bits (see
+/// [`crate::summary::PackedKey`]); IPv6 ones are counted unpacked.
+impl PackedKey for Pair {
+    #[inline]
+    fn pack(&self) -> Option<u128> {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (self.src, self.dst) else {
+            return None;
+        };
+        Some(
+            (self.proto as u128) << 80
+                | u128::from(src.to_bits()) << 48
+                | u128::from(dst.to_bits()) << 16
+                | u128::from(self.dport),
+        )
+    }
+
+    fn unpack(p: u128) -> Self {
+        Pair {
+            proto: Proto::from_index(p >> 80),
+            src: IpAddr::V4(Ipv4Addr::from_bits((p >> 48) as u32)),
+            dst: IpAddr::V4(Ipv4Addr::from_bits((p >> 16) as u32)),
+            dport: p as u16,
+        }
+    }
+}
+
+impl PackedKey for Service {
+    #[inline]
+    fn pack(&self) -> Option<u128> {
+        let IpAddr::V4(addr) = self.addr else {
+            return None;
+        };
+        Some((self.proto as u128) << 48 | u128::from(addr.to_bits()) << 16 | u128::from(self.port))
+    }
+
+    fn unpack(p: u128) -> Self {
+        Service {
+            proto: Proto::from_index(p >> 48),
+            addr: IpAddr::V4(Ipv4Addr::from_bits((p >> 16) as u32)),
+            port: p as u16,
+        }
+    }
 }
 
 /// Entries DNAT'd to one backend: how many got a reply and how many never did.
@@ -556,7 +797,7 @@ impl ListSummary {
         if trimmed.is_empty() {
             return;
         }
-        let e = match entry(trimmed) {
+        let e = match scan(trimmed) {
             Ok(e) => e,
             Err(err) => {
                 if let Ok((_, count)) = footer(trimmed) {
@@ -1043,6 +1284,186 @@ conntrack v1.4.7 (conntrack-tools): 6 flow entries have been shown.
                 )
             },
         )
+    }
+
+    /// Lines in every shape the printers produce (FORMATS.md): default and `-o extended` columns,
+    /// /proc's zone and padding, `conntrack -E` events, IPv6, ICMP/GRE/unknown/SCTP, offloaded
+    /// flows without a timeout, accounting, timestamps, labels and secctx.
+    fn arb_printed_line() -> impl Strategy<Value = String> {
+        let addr = prop_oneof![
+            (any::<u8>(), any::<u8>()).prop_map(|(a, b)| format!("10.244.{a}.{b}")),
+            any::<u16>().prop_map(|h| format!("fd00:10:244::{h:x}")),
+            any::<u16>().prop_map(|h| format!("2001:0db8:0000:0000:0000:0000:0000:{h:04x}")),
+        ];
+        let l4 = prop_oneof![
+            Just((
+                "tcp",
+                6,
+                true,
+                "sport=40000 dport=443",
+                "sport=443 dport=40000"
+            )),
+            Just((
+                "udp",
+                17,
+                false,
+                "sport=5353 dport=53",
+                "sport=53 dport=5353"
+            )),
+            Just((
+                "icmp",
+                1,
+                false,
+                "type=8 code=0 id=77",
+                "type=0 code=0 id=77"
+            )),
+            Just((
+                "icmpv6",
+                58,
+                false,
+                "type=128 code=0 id=9",
+                "type=129 code=0 id=9"
+            )),
+            Just((
+                "gre",
+                47,
+                false,
+                "srckey=0x0 dstkey=0x0",
+                "srckey=0x0 dstkey=0x0"
+            )),
+            Just((
+                "sctp",
+                132,
+                true,
+                "sport=5000 dport=6000",
+                "sport=6000 dport=5000"
+            )),
+            Just(("unknown", 50, false, "", "")),
+        ];
+        let state = prop_oneof![
+            Just("ESTABLISHED"),
+            Just("TIME_WAIT"),
+            Just("SYN_SENT"),
+            Just("SYN_SENT2"),
+            Just("CLOSE_WAIT"),
+        ];
+        let prefix = prop_oneof![Just(0u8), Just(1), Just(2), Just(3)];
+        let extras = proptest::collection::vec(
+            prop_oneof![
+                Just("packets=10 bytes=600"),
+                Just("[ASSURED]"),
+                Just("[UNREPLIED]"),
+                Just("[OFFLOAD]"),
+                Just("[HW_OFFLOAD]"),
+                Just("mark=0"),
+                Just("zone=3"),
+                Just("secctx=system_u:object_r:unlabeled_t:s0"),
+                Just("use=1"),
+                Just("delta-time=12"),
+                Just("labels=a,b"),
+                Just("[start=Tue Nov 21 10:00:00 2026]"),
+                Just("id=3405691582"),
+            ],
+            0..5,
+        );
+        (
+            prefix,
+            l4,
+            state,
+            proptest::option::of(0u32..500_000),
+            (addr.clone(), addr.clone(), addr.clone(), addr),
+            any::<bool>(),
+            extras,
+        )
+            .prop_map(|(prefix, (p, n, stateful, op, rp), st, timeout, (a, b, c, d), nat, extras)| {
+                let head = match prefix {
+                    0 => String::new(),
+                    1 => "ipv4     2 ".to_string(),
+                    2 => "ipv6     10 ".to_string(),
+                    _ => "    [NEW] ".to_string(),
+                };
+                let timeout = timeout.map(|t| format!("{t} ")).unwrap_or_default();
+                let state = if stateful { format!("{st} ") } else { String::new() };
+                let reply_src = if nat { &c } else { &b };
+                let (mid, tail) = extras.split_at(extras.len() / 2);
+                format!(
+                    "{head}{p:<8} {n} {timeout}{state}src={a} dst={b} {op} {} src={reply_src} dst={d} {rp} {}",
+                    mid.join(" "),
+                    tail.join(" ")
+                )
+                .split_ascii_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+            })
+    }
+
+    /// A line with a few bytes changed, inserted or removed, drawn from the bytes the grammar
+    /// turns on (separators, brackets, digits, letters of both cases) and some it never expects.
+    fn arb_mutated_line() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            proptest::sample::select(b" \t[]=_-.:0123456789aAzZ\r\x00\xff".to_vec()),
+            any::<u8>(),
+        ];
+        let edit = (0u8..3, any::<proptest::sample::Index>(), byte);
+        (arb_printed_line(), proptest::collection::vec(edit, 1..5)).prop_map(|(line, edits)| {
+            let mut bytes = line.into_bytes();
+            for (op, at, b) in edits {
+                let i = at.index(bytes.len() + 1);
+                match op {
+                    0 => bytes.insert(i, b),
+                    1 if i < bytes.len() => bytes[i] = b,
+                    _ if i < bytes.len() => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes.push(b),
+                }
+            }
+            bytes
+        })
+    }
+
+    #[test]
+    fn the_fast_head_declines_what_nom_must_decide() {
+        // Events and the `unknown` l3/l4 ambiguity stay on the reference path; so does anything
+        // out of range.
+        for line in [
+            &b"    [NEW] tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2"[..],
+            b"unknown  50 599 src=10.0.0.1 dst=10.0.0.2",
+            b"tcp      600 119 TIME_WAIT src=10.0.0.1 dst=10.0.0.2",
+            b"tcp      6 99999999999 TIME_WAIT src=10.0.0.1 dst=10.0.0.2",
+            b"ipv4     2 123 ESTABLISHED src=10.0.0.1 dst=10.0.0.2",
+        ] {
+            assert!(
+                fast::head(line).is_none(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(scan(line), entry(line));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn scan_agrees_with_the_nom_reference_on_printed_lines(line in arb_printed_line()) {
+            let fast = scan(line.as_bytes());
+            prop_assert_eq!(&fast, &entry(line.as_bytes()), "{}", line);
+            prop_assert!(fast.is_ok(), "{}", line);
+            // The hot path really is the hand-written one for every non-event line.
+            let decided_by_nom = line.starts_with('[') || line.starts_with("unknown");
+            prop_assert_eq!(fast::head(line.as_bytes()).is_some(), !decided_by_nom, "{}", line);
+        }
+
+        #[test]
+        fn scan_agrees_with_the_nom_reference_on_mutated_lines(line in arb_mutated_line()) {
+            prop_assert_eq!(scan(&line), entry(&line), "{}", String::from_utf8_lossy(&line));
+        }
+
+        #[test]
+        fn scan_agrees_with_the_nom_reference_on_arbitrary_bytes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            prop_assert_eq!(scan(&bytes), entry(&bytes));
+        }
     }
 
     proptest! {

@@ -454,6 +454,19 @@ fn drops_under_a_lowered_limit_show_in_the_bundle_and_not_without_it() {
         list.lines().all(|l| !l.contains("src=10.201.")),
         "reply tuples are un-NAT'd"
     );
+    // The analyzer's hand-written hot path reads every line the real tool printed as the nom
+    // reference grammar does (the footer and anything else not an entry included).
+    use ctdiag::parse::conntrack_list::{entry, scan};
+    for line in list.lines() {
+        let line = line.trim().as_bytes();
+        assert_eq!(scan(line), entry(line), "{}", String::from_utf8_lossy(line));
+    }
+    assert!(
+        list.lines()
+            .filter(|l| scan(l.trim().as_bytes()).is_ok())
+            .count()
+            >= dnat
+    );
 
     // The round trip: the analyzer names the exhaustion the kernel really went through, with
     // every member verified against the manifest.
