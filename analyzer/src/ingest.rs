@@ -154,34 +154,73 @@ impl<R: Read> Read for ChunkStream<'_, R> {
     }
 }
 
-/// A parsed chunk on its way back to the reader.
-struct Parsed {
-    member: usize,
-    seq: u64,
-    summary: MemberSummary,
-    problems: LineProblems,
-}
-
-/// Partial summaries of one member, merged strictly in chunk order.
+/// Partial summaries of one member, merged strictly in chunk order by whichever worker holds the
+/// next one: the reader only cuts chunks, so merging (hash-map work as heavy as parsing on a
+/// table with many distinct pairs) runs on all cores and never stalls the inflate.
 #[derive(Default)]
 struct Accumulator {
     next: u64,
     merged: Option<MemberSummary>,
     problems: LineProblems,
     pending: BTreeMap<u64, (MemberSummary, LineProblems)>,
+    /// A worker is merging (with `merged` taken out of the lock); others only leave their chunk.
+    busy: bool,
 }
 
-impl Accumulator {
-    fn accept(&mut self, seq: u64, summary: MemberSummary, problems: LineProblems) {
-        self.pending.insert(seq, (summary, problems));
-        while let Some((s, p)) = self.pending.remove(&self.next) {
-            match &mut self.merged {
-                Some(m) => m.combine(s),
-                None => self.merged = Some(s),
-            }
-            self.problems.combine(p);
-            self.next += 1;
+type Shared = Arc<Mutex<Accumulator>>;
+
+fn lock(acc: &Shared) -> std::sync::MutexGuard<'_, Accumulator> {
+    // A poisoned lock only means a merge panicked; what it guards is still consistent (see
+    // `accept`), so later chunks still merge.
+    acc.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands chunk `seq`'s summary to the member's accumulator and, unless another worker is already
+/// at it, merges every chunk that is next in order. Returns once nothing it can merge is left, so
+/// when every chunk's `accept` has returned, everything is merged.
+fn accept(acc: &Shared, seq: u64, summary: MemberSummary, problems: LineProblems) {
+    let (mut merged, mut all_problems) = {
+        let mut a = lock(acc);
+        a.pending.insert(seq, (summary, problems));
+        if a.busy {
+            return;
         }
+        a.busy = true;
+        (a.merged.take(), std::mem::take(&mut a.problems))
+    };
+    loop {
+        let next = {
+            let mut a = lock(acc);
+            let next = a.next;
+            match a.pending.remove(&next) {
+                Some(chunk) => {
+                    a.next += 1;
+                    chunk
+                }
+                None => {
+                    a.merged = merged;
+                    a.problems = all_problems;
+                    a.busy = false;
+                    return;
+                }
+            }
+        };
+        let (s, p) = next;
+        all_problems.combine(p);
+        let member = merged.take();
+        // A bug in a merge loses the member's summary, never the process (a panic on a rayon
+        // worker aborts) or the other members.
+        merged =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match member {
+                Some(mut m) => {
+                    m.combine(s);
+                    m
+                }
+                None => s,
+            })) {
+                Ok(m) => Some(m),
+                Err(_) => Some(MemberSummary::Skipped),
+            };
     }
 }
 
@@ -309,27 +348,25 @@ fn read(
     pool: &Arc<BufferPool>,
     plan: Option<&Plan>,
 ) -> Result<Pass, SourceError> {
-    let (tx, rx) = mpsc::channel::<Parsed>();
+    // Each chunk task says it is done (parsed and handed to its accumulator) on this channel.
+    let (tx, rx) = mpsc::channel::<()>();
     let mut members: Vec<MemberRecord> = Vec::new();
-    let mut accumulators: Vec<Accumulator> = Vec::new();
+    let mut accumulators: Vec<Shared> = Vec::new();
     let mut member_problems: Vec<Vec<Problem>> = Vec::new();
     let mut spawned = 0u64;
     let mut received = 0u64;
     let chunk_size = options.limits.line_bytes;
 
-    let drain = |accs: &mut Vec<Accumulator>, block: bool, received: &mut u64| {
+    let drain = |block: bool, received: &mut u64| {
         let next = if block {
             rx.recv().ok()
         } else {
             rx.try_recv().ok()
         };
-        if let Some(p) = next {
+        if next.is_some() {
             *received += 1;
-            accs[p.member].accept(p.seq, p.summary, p.problems);
-            true
-        } else {
-            false
         }
+        next.is_some()
     };
 
     let can_have_manifest = bundle.kind.has_members() && plan.is_none();
@@ -410,7 +447,7 @@ fn read(
                 ),
             ));
         }
-        accumulators.push(Accumulator::default());
+        accumulators.push(Shared::default());
         member_problems.push(Vec::new());
         members.push(MemberRecord {
             path: m.path.clone(),
@@ -468,7 +505,7 @@ fn read(
                 _ => MemberSummary::Skipped,
             };
             pool.give(std::mem::take(&mut stream.buf));
-            accumulators[idx].accept(0, summary, problems);
+            accept(&accumulators[idx], 0, summary, problems);
         } else if parse::is_line_independent(&classified.kind) {
             while let Some(line) = first_line {
                 let ctx = ChunkCtx {
@@ -479,21 +516,18 @@ fn read(
                 let data = std::mem::take(&mut buf);
                 let tx = tx.clone();
                 let giver = Arc::clone(pool);
+                let acc = Arc::clone(&accumulators[idx]);
                 let this_seq = seq;
                 rayon::spawn(move || {
                     let (summary, problems) = parse::parse_chunk_guarded(&ctx, &data);
                     giver.give(data);
+                    accept(&acc, this_seq, summary, problems);
                     // The reader may have stopped listening after an error; nothing to do then.
-                    let _ = tx.send(Parsed {
-                        member: idx,
-                        seq: this_seq,
-                        summary,
-                        problems,
-                    });
+                    let _ = tx.send(());
                 });
                 spawned += 1;
                 seq += 1;
-                while drain(&mut accumulators, false, &mut received) {}
+                while drain(false, &mut received) {}
                 buf = pool.take();
                 match chunker.next_into(&mut buf) {
                     Ok(next) => first_line = next,
@@ -542,7 +576,7 @@ fn read(
                 first_line: line,
             };
             let (summary, problems) = parse::parse_chunk_guarded(&ctx, &data);
-            accumulators[idx].accept(0, summary, problems);
+            accept(&accumulators[idx], 0, summary, problems);
             // Findings that use a member parsed only in part must say so.
             members[idx].truncated |= whole_cut;
         } else {
@@ -577,7 +611,7 @@ fn read(
     let source_problems = bundle.for_each_member(&options.limits, &options.progress, &mut visit)?;
     drop(tx);
     while received < spawned {
-        if !drain(&mut accumulators, true, &mut received) {
+        if !drain(true, &mut received) {
             break;
         }
     }
@@ -607,6 +641,7 @@ fn read(
     let more_unrecognised = unrecognised.saturating_sub(MAX_UNRECOGNISED_LISTED);
     let mut problems: Vec<(Option<Vec<usize>>, Problem)> = Vec::new();
     for ((i, acc), extra) in accumulators.into_iter().enumerate().zip(member_problems) {
+        let acc = std::mem::take(&mut *lock(&acc));
         if let Some(s) = acc.merged {
             members[i].summary = s;
         }
