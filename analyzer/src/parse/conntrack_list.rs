@@ -772,18 +772,27 @@ impl Default for ListSummary {
 /// An address as conntrack prints it. Dotted quads, the common case, are read straight from the
 /// bytes; anything else (IPv6, compressed or not) goes through the standard parser.
 fn addr(raw: &[u8]) -> Option<IpAddr> {
+    /// One pass over `a.b.c.d`: each octet 1–3 digits, at most 255, exactly four.
+    #[inline(always)]
     fn ipv4(raw: &[u8]) -> Option<Ipv4Addr> {
-        let mut octets = [0u8; 4];
-        let mut parts = raw.split(|b| *b == b'.');
-        for o in &mut octets {
-            let p = parts.next()?;
-            if p.is_empty() || p.len() > 3 || !p.iter().all(u8::is_ascii_digit) {
+        let mut bits = 0u32;
+        let (mut octet, mut digits, mut dots) = (0u32, 0u32, 0u32);
+        for &b in raw {
+            if b.is_ascii_digit() {
+                octet = octet * 10 + u32::from(b - b'0');
+                digits += 1;
+                if digits > 3 || octet > 255 {
+                    return None;
+                }
+            } else if b == b'.' && digits > 0 && dots < 3 {
+                bits = bits << 8 | octet;
+                (octet, digits) = (0, 0);
+                dots += 1;
+            } else {
                 return None;
             }
-            let v = p.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
-            *o = u8::try_from(v).ok()?;
         }
-        parts.next().is_none().then_some(Ipv4Addr::from(octets))
+        (dots == 3 && digits > 0).then(|| Ipv4Addr::from_bits(bits << 8 | octet))
     }
     if !raw.contains(&b':') {
         return ipv4(raw).map(IpAddr::V4);
@@ -1456,6 +1465,34 @@ conntrack v1.4.7 (conntrack-tools): 6 flow entries have been shown.
         #[test]
         fn scan_agrees_with_the_nom_reference_on_mutated_lines(line in arb_mutated_line()) {
             prop_assert_eq!(scan(&line), entry(&line), "{}", String::from_utf8_lossy(&line));
+        }
+
+        /// The dotted-quad fast path reads what the standard parser reads, except that it also
+        /// takes octets of up to three digits with leading zeros (as the reader before it did).
+        #[test]
+        fn addresses_read_as_the_standard_parser_reads_them(
+            text in prop_oneof![
+                "[0-9.]{0,18}",
+                "0{0,2}[0-9]{1,3}\\.0{0,2}[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,4}",
+                (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>())
+                    .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+                any::<std::net::Ipv6Addr>().prop_map(|a| a.to_string()),
+            ],
+        ) {
+            let unpadded: String = if text.contains(':') {
+                text.clone()
+            } else if text.split('.').any(|o| o.len() > 3) {
+                String::new()
+            } else {
+                text.split('.')
+                    .map(|o| match o.trim_start_matches('0') {
+                        "" if !o.is_empty() => "0",
+                        t => t,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(".")
+            };
+            prop_assert_eq!(addr(text.as_bytes()), unpadded.parse::<IpAddr>().ok(), "{}", text);
         }
 
         #[test]
