@@ -106,7 +106,7 @@ pub struct BundleFacts {
     pub redacted: bool,
     /// Members cut by a size cap (collector's or ours).
     pub truncated: Vec<String>,
-    /// Members whose sha256 does not match the manifest.
+    /// Members whose digest does not match the manifest.
     pub mismatched: Vec<String>,
     /// Sources the collector could not read: label → reason.
     pub failed_sources: BTreeMap<String, String>,

@@ -46,7 +46,7 @@ pub struct BundleInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collector: Option<String>,
     pub members: Vec<MemberInfo>,
-    /// Members whose sha256 matched the manifest / did not.
+    /// Members whose digest matched the manifest / did not.
     pub verified: u64,
     pub mismatched: u64,
 }
@@ -58,7 +58,11 @@ pub struct MemberInfo {
     pub classified_by: String,
     pub bytes: u64,
     pub sha256: String,
-    /// `verified`, `mismatch`, or `unlisted` (no manifest entry).
+    /// The digest compared with the manifest (`sha256` or `xxh3_128`, see
+    /// [`crate::source::MemberDigest`]); absent when nothing was computed (no manifest possible).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_with: Option<String>,
+    /// `verified`, `mismatch`, `unlisted` (no manifest entry), or `unchecked (…)`.
     pub integrity: String,
     pub truncated: bool,
 }
@@ -510,7 +514,7 @@ fn finding(
                     format!("{m} was truncated: figures from it cover only the part read")
                 } else if set.facts.bundle.mismatched.contains(m) {
                     format!(
-                        "{m} does not match the manifest's sha256: it was changed after collection"
+                        "{m} does not match the manifest's digest: it was changed after collection"
                     )
                 } else {
                     continue;

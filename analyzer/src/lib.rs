@@ -260,38 +260,60 @@ pub fn node_report(rules: &RuleSet, data: BundleData) -> NodeReport {
         .collect();
     let mut members = Vec::new();
     let (mut verified, mut mismatched) = (0, 0);
+    let fast = data.digest == source::MemberDigest::Xxh3;
     for m in &data.members {
-        let integrity = match listed
-            .get(m.path.as_str())
-            .and_then(|l| l.sha256.as_deref())
-        {
-            _ if m.kind == classify::MemberKind::Manifest => "manifest",
-            Some(h) if h.eq_ignore_ascii_case(&m.sha256) && !m.truncated => {
-                verified += 1;
-                "verified"
+        let listed = listed.get(m.path.as_str());
+        let expected = listed.and_then(|l| {
+            if fast {
+                l.xxh3_128.as_deref()
+            } else {
+                l.sha256.as_deref()
             }
-            Some(_) if m.truncated => "unchecked (truncated on read)",
+        });
+        let digest_name = if fast { "xxh3_128" } else { "sha256" };
+        let integrity = match expected {
+            _ if m.kind == classify::MemberKind::Manifest => "manifest".to_string(),
+            Some(h) if h.eq_ignore_ascii_case(&m.digest) && !m.truncated => {
+                verified += 1;
+                "verified".to_string()
+            }
+            Some(_) if m.truncated => "unchecked (truncated on read)".to_string(),
             Some(_) => {
                 mismatched += 1;
                 set.facts.bundle.mismatched.push(m.path.clone());
                 problems.push(Problem::new(
                     &m.path,
                     Severity::Error,
-                    "integrity: sha256 does not match the manifest; the member was changed after collection",
+                    format!("integrity: {digest_name} does not match the manifest; the member was changed after collection"),
                 ));
-                "mismatch"
+                "mismatch".to_string()
             }
-            None if m.path.starts_with("cluster/") => "cluster file",
-            None if set.manifest.is_some() => "unlisted",
-            None => "no manifest",
+            None if listed.is_some() => format!("unchecked (the manifest lists no {digest_name})"),
+            None if m.path.starts_with("cluster/") => "cluster file".to_string(),
+            None if set.manifest.is_some() => "unlisted".to_string(),
+            None => "no manifest".to_string(),
+        };
+        // The report shows each member's SHA-256: the one read when it was computed, else the
+        // manifest's once the member matched the manifest by XXH3.
+        let sha256 = if fast {
+            match (
+                integrity == "verified",
+                listed.and_then(|l| l.sha256.as_ref()),
+            ) {
+                (true, Some(h)) => h.to_ascii_lowercase(),
+                _ => String::new(),
+            }
+        } else {
+            m.digest.clone()
         };
         members.push(MemberInfo {
             path: m.path.clone(),
             kind: m.kind.label(),
             classified_by: format!("{:?}", m.classified_by).to_lowercase(),
             bytes: m.bytes,
-            sha256: m.sha256.clone(),
-            integrity: integrity.to_string(),
+            sha256,
+            checked_with: (!m.digest.is_empty()).then(|| digest_name.to_string()),
+            integrity,
             truncated: m.truncated || set.facts.bundle.truncated.contains(&m.path),
         });
     }

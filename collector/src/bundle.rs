@@ -1,15 +1,18 @@
 //! Writing the bundle: a gzip'd tar with one top folder, members appended as they are collected
-//! (streamed from their spool files, hashed on the way), `manifest.json` last. In a directory the
+//! (streamed from their spool files, hashed on the way), `manifest.json` last. The gzip header
+//! carries [`GZIP_MARKER`]: it tells a reader, before the first member, that the manifest lists
+//! an XXH3-128 digest of every member beside its SHA-256, so the reader can check the cheap one. In a directory the
 //! archive is written under a hidden temporary name and renamed only once complete and synced, so a
 //! bundle under its final name is always whole; any failure before that removes the temporary file.
 
-use flate2::Compression;
 use flate2::write::GzEncoder;
+use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use tempfile::TempPath;
+use xxhash_rust::xxh3::Xxh3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -29,11 +32,17 @@ pub enum BundleError {
     Terminal,
 }
 
+/// The gzip header's extra field (RFC 1952 §2.3.1.1): one subfield, id `CT`, saying the manifest
+/// lists `xxh3_128` for every member. The analyzer reads it before the first member
+/// (docs/bundle-format.md, "Digests").
+pub const GZIP_MARKER: &[u8] = b"CT\x0f\x00xxh3_128 listed";
+
 /// A member as written: what the manifest needs to know about its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub bytes: u64,
     pub sha256: String,
+    pub xxh3_128: String,
 }
 
 enum Destination {
@@ -98,7 +107,7 @@ impl BundleWriter {
     }
 
     fn new(sink: Box<dyn Write>, top: &str, mtime: u64, destination: Destination) -> BundleWriter {
-        let gz = GzEncoder::new(
+        let gz = GzBuilder::new().extra(GZIP_MARKER).write(
             BufWriter::with_capacity(1 << 20, sink),
             Compression::default(),
         );
@@ -126,6 +135,7 @@ impl BundleWriter {
         let mut hashing = Hashing {
             inner: data.take(len),
             hasher: Sha256::new(),
+            xxh3: Xxh3::new(),
             count: 0,
         };
         self.tar
@@ -140,6 +150,7 @@ impl BundleWriter {
         Ok(Stored {
             bytes: len,
             sha256: hex(&hashing.hasher.finalize()),
+            xxh3_128: format!("{:032x}", hashing.xxh3.digest128()),
         })
     }
 
@@ -193,6 +204,7 @@ impl BundleWriter {
 struct Hashing<R> {
     inner: R,
     hasher: Sha256,
+    xxh3: Xxh3,
     count: u64,
 }
 
@@ -200,6 +212,7 @@ impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.xxh3.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }
@@ -230,8 +243,16 @@ mod tests {
             stored.sha256,
             "7de1555df0c2700329e815b93b32c571c3ea54dc967b89e81ab73b9972b72d1d"
         );
+        // `printf '4\n' | xxhsum -H2`
+        assert_eq!(stored.xxh3_128, "bb72e1599b27aa41565b9450afcfefda");
         assert_eq!(stored.bytes, 2);
         let path = w.finish().unwrap().unwrap();
+        let gz = GzDecoder::new(File::open(&path).unwrap());
+        assert_eq!(
+            gz.header().and_then(|h| h.extra()),
+            Some(GZIP_MARKER),
+            "the digest marker is in the gzip header"
+        );
         assert_eq!(path, dir.path().join("ctdiag-n-20260101T000000Z.tar.gz"));
         let mut archive = tar::Archive::new(GzDecoder::new(File::open(&path).unwrap()));
         let names: Vec<String> = archive
@@ -242,6 +263,12 @@ mod tests {
         assert_eq!(names, ["ctdiag-n-20260101T000000Z/node/cpus.txt"]);
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "the temporary file was renamed, not copied");
+    }
+
+    #[test]
+    fn the_marker_is_the_one_the_analyzer_looks_for() {
+        assert_eq!(GZIP_MARKER, ctdiag::source::GZIP_MARKER);
+        assert_eq!(usize::from(GZIP_MARKER[2]), GZIP_MARKER.len() - 4);
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct MemberRecord {
     pub bytes: u64,
     /// Of the bytes as stored.
     pub sha256: String,
+    /// XXH3-128 of the same bytes, 32 hex digits: what the analyzer checks (the gzip header's
+    /// marker says it is listed).
+    pub xxh3_128: String,
     /// The output cap or a timeout cut this member.
     pub truncated: bool,
     /// Sample index, for sampled sources.

@@ -82,6 +82,94 @@ fn every_sample_gets_its_expected_diagnosis() {
             .filter(|m| m["integrity"] != "verified" && m["integrity"] != "manifest")
             .collect();
         assert!(unverified.is_empty(), "{case}: {unverified:?}");
+        // As sent, a collector bundle is checked by XXH3 (its gzip header says the manifest
+        // lists it) and still shows every member's SHA-256, the manifest's.
+        for m in members.iter().filter(|m| m["integrity"] == "verified") {
+            assert_eq!(m["checked_with"], "xxh3_128", "{case}: {m}");
+            assert_eq!(m["sha256"].as_str().map(str::len), Some(64), "{case}: {m}");
+        }
+    }
+}
+
+/// Re-packs the `healthy` sample member by member, with `edit` applied to each member's bytes and
+/// the collector's gzip marker kept or not.
+fn repack(out: &Path, marker: bool, edit: impl Fn(&str, &mut Vec<u8>)) -> PathBuf {
+    use std::io::{Read, Write};
+    let (_, bundle, _) = samples()
+        .into_iter()
+        .find(|s| s.0 == "healthy")
+        .expect("healthy sample");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&bundle).expect("open sample"),
+    ));
+    let mut gz = flate2::GzBuilder::new();
+    if marker {
+        gz = gz.extra(ctdiag::source::GZIP_MARKER);
+    }
+    let mut builder = tar::Builder::new(gz.write(Vec::new(), flate2::Compression::fast()));
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let mut header = entry.header().clone();
+        let name = entry.path().expect("path").display().to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).expect("read");
+        edit(&name, &mut data);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, &data[..]).expect("append");
+    }
+    let bytes = builder.into_inner().expect("tar").finish().expect("gzip");
+    let path = out.join(if marker {
+        "marked.tar.gz"
+    } else {
+        "plain.tar.gz"
+    });
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(&bytes))
+        .expect("write");
+    path
+}
+
+#[test]
+fn the_digest_checked_follows_the_gzip_marker_and_catches_an_edit_either_way() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flip = |name: &str, data: &mut Vec<u8>| {
+        if name.ends_with("/node/uname.txt") {
+            data[0] ^= 0x20;
+        }
+    };
+    for (marker, digest) in [(true, "xxh3_128"), (false, "sha256")] {
+        let intact = repack(dir.path(), marker, |_, _| {});
+        let (report, _) = analyze_json(&[&intact]);
+        let bundle = &report["nodes"][0]["bundle"];
+        assert_eq!(bundle["mismatched"], 0, "{digest}");
+        let uname = bundle["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|m| m["path"] == "node/uname.txt")
+            .expect("uname member")
+            .clone();
+        assert_eq!(uname["integrity"], "verified", "{uname}");
+        assert_eq!(uname["checked_with"], digest, "{uname}");
+
+        let edited = repack(dir.path(), marker, flip);
+        let (report, _) = analyze_json(&[&edited]);
+        let node = &report["nodes"][0];
+        assert_eq!(node["bundle"]["mismatched"], 1, "{digest}");
+        let message = format!("integrity: {digest} does not match the manifest");
+        assert!(
+            node["problems"]
+                .as_array()
+                .expect("problems")
+                .iter()
+                .any(|p| p["path"] == "node/uname.txt"
+                    && p["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with(&message))),
+            "{message}: {}",
+            node["problems"]
+        );
     }
 }
 

@@ -59,6 +59,10 @@ pub struct ManifestMember {
     pub bytes: Option<u64>,
     #[serde(default)]
     pub sha256: Option<String>,
+    /// XXH3-128 of the same bytes (collectors from 0.1.0 with the gzip marker on, see
+    /// [`crate::source::MemberDigest`]).
+    #[serde(default)]
+    pub xxh3_128: Option<String>,
     #[serde(default)]
     pub truncated: bool,
     #[serde(default)]

@@ -8,7 +8,9 @@
 //!
 //! The conntrack list is never held in memory: its content is a deterministic function of the
 //! scenario's seed, so it is generated twice — once to learn its size and hash (the tar header and
-//! the manifest need them first), once to stream it into the archive. That is what lets
+//! the manifest need them first), once to stream it into the archive. As the collector does, the
+//! manifest lists SHA-256 and XXH3-128 of every member and the gzip header carries the collector's
+//! marker saying so. That is what lets
 //! `gen-samples big --entries 1000000` run in a few megabytes.
 
 use crate::conntrack::ListFormat;
@@ -21,6 +23,16 @@ use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+
+/// The gzip extra field the collector writes (`ctdiag_collect::bundle::GZIP_MARKER`; a test there
+/// keeps the two equal).
+pub const GZIP_MARKER: &[u8] = b"CT\x0f\x00xxh3_128 listed";
+
+/// XXH3-128 as `xxhsum -H2` prints it.
+fn xxh3_hex(bytes: &[u8]) -> String {
+    format!("{:032x}", xxh3_128(bytes))
+}
 
 /// The collector version the samples imitate (the manifest's `tool.version`).
 pub const COLLECTOR_VERSION: &str = "0.1.0";
@@ -51,9 +63,11 @@ impl ListSpec {
         }
     }
 
-    /// One pass over the table: its size, hash and tally, without keeping it.
-    pub fn measure(&self) -> (u64, String, Tally) {
+    /// One pass over the table: its size, digests (SHA-256, XXH3-128) and tally, without keeping
+    /// it.
+    pub fn measure(&self) -> (u64, String, String, Tally) {
         let mut hasher = Sha256::new();
+        let mut xxh3 = Xxh3::new();
         let mut bytes = 0;
         let mut tally = Tally::default();
         let mut line = Vec::with_capacity(256);
@@ -61,10 +75,16 @@ impl ListSpec {
             line.clear();
             e.write_line(self.format, &mut line);
             hasher.update(&line);
+            xxh3.update(&line);
             bytes += line.len() as u64;
             tally.add(&e);
         }
-        (bytes, hex(&hasher.finalize()), tally)
+        (
+            bytes,
+            hex(&hasher.finalize()),
+            format!("{:032x}", xxh3.digest128()),
+            tally,
+        )
     }
 }
 
@@ -239,6 +259,7 @@ struct ManifestMember<'a> {
     duration_ms: u64,
     bytes: u64,
     sha256: String,
+    xxh3_128: String,
     truncated: bool,
     sample: Option<u32>,
     time: String,
@@ -270,13 +291,13 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
     let mut list_bytes = 0;
     let mut manifest_members = Vec::new();
     for m in &c.members {
-        let (bytes, sha256) = match &m.body {
-            Body::Text(t) => (t.len() as u64, hex(&Sha256::digest(t))),
+        let (bytes, sha256, xxh3_128) = match &m.body {
+            Body::Text(t) => (t.len() as u64, hex(&Sha256::digest(t)), xxh3_hex(t)),
             Body::List(spec) => {
-                let (bytes, sha, t) = spec.measure();
+                let (bytes, sha, xxh3, t) = spec.measure();
                 tally = Some(t);
                 list_bytes = bytes;
-                (bytes, sha)
+                (bytes, sha, xxh3)
             }
         };
         manifest_members.push(ManifestMember {
@@ -290,6 +311,7 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
             duration_ms: m.duration_ms,
             bytes,
             sha256,
+            xxh3_128,
             truncated: false,
             sample: m.sample,
             time: rfc3339_ms(c.started * 1000 + m.start_ms),
@@ -309,6 +331,7 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
                 duration_ms: 0,
                 bytes: err.len() as u64,
                 sha256: hex(&Sha256::digest(err.as_bytes())),
+                xxh3_128: xxh3_hex(err.as_bytes()),
                 truncated: false,
                 sample: m.sample,
                 time: rfc3339_ms(c.started * 1000 + m.start_ms),
@@ -342,6 +365,7 @@ pub fn write_bundle(path: &Path, c: &Collection) -> io::Result<Written> {
     let tmp = path.with_extension("gz.partial");
     let file = File::create(&tmp)?;
     let gz = GzBuilder::new()
+        .extra(GZIP_MARKER)
         .mtime(0)
         .operating_system(3)
         .write(BufWriter::with_capacity(1 << 20, file), Compression::best());
