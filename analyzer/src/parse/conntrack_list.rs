@@ -697,6 +697,54 @@ const MAX_BACKENDS: usize = 100_000;
 /// Heavy-hitter capacity of each top-k (exact up to twice this many distinct keys).
 pub const TOP_K_CAPACITY: usize = 1024;
 
+/// The kinds of line quoted as examples; `Example as usize` indexes [`EXAMPLE_KINDS`].
+#[derive(Debug, Clone, Copy)]
+enum Example {
+    TimeWait,
+    Established,
+    EstablishedIdle,
+    TcpUnanswered,
+    UdpUnreplied,
+    DnatUnreplied,
+    UdpDnat,
+}
+
+/// The names of the [`Example`] kinds, as facts ask for them.
+const EXAMPLE_KINDS: [&str; 7] = [
+    "tcp TIME_WAIT",
+    "tcp ESTABLISHED",
+    "tcp ESTABLISHED idle",
+    "tcp unanswered",
+    "udp UNREPLIED",
+    "dnat UNREPLIED",
+    "udp dnat",
+];
+
+/// First example lines per kind: a fixed array, so counting a line is no map lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Examples([FirstLines; EXAMPLE_KINDS.len()]);
+
+impl Examples {
+    /// The lines of a kind (one of [`EXAMPLE_KINDS`]).
+    pub fn get(&self, kind: &str) -> Option<&FirstLines> {
+        let i = EXAMPLE_KINDS.iter().position(|k| *k == kind)?;
+        Some(&self.0[i])
+    }
+
+    #[inline]
+    fn slot(&mut self, kind: Example) -> &mut FirstLines {
+        &mut self.0[kind as usize]
+    }
+}
+
+impl Merge for Examples {
+    fn combine(&mut self, other: Self) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            mine.combine(theirs);
+        }
+    }
+}
+
 /// What a conntrack table holds, without holding it.
 #[derive(Debug, Clone)]
 pub struct ListSummary {
@@ -735,7 +783,7 @@ pub struct ListSummary {
     /// The count `conntrack -L` printed at the end, with its line.
     pub footer: Option<(u64, EvidenceLine)>,
     /// First and last example lines per notable kind (`TIME_WAIT`, `SYN_SENT`, `UNREPLIED udp`, …).
-    pub examples: std::collections::BTreeMap<&'static str, FirstLines>,
+    pub examples: Examples,
 }
 
 impl Default for ListSummary {
@@ -836,10 +884,9 @@ impl ListSummary {
         self.add_entry(ctx, n, line, &e, src, dst);
     }
 
-    fn example(&mut self, kind: &'static str, ctx: &ChunkCtx, n: u64, line: &[u8]) {
+    fn example(&mut self, kind: Example, ctx: &ChunkCtx, n: u64, line: &[u8]) {
         self.examples
-            .entry(kind)
-            .or_default()
+            .slot(kind)
             .push_with(|| EvidenceLine::new(&ctx.member, n, line));
     }
 
@@ -896,11 +943,11 @@ impl ListSummary {
         match (proto, state) {
             (Proto::Tcp, b"TIME_WAIT") => {
                 self.timewait_pairs.add(pair);
-                self.example("tcp TIME_WAIT", ctx, n, line);
+                self.example(Example::TimeWait, ctx, n, line);
             }
             (Proto::Tcp, b"ESTABLISHED") => {
                 self.established_pairs.add(pair);
-                self.example("tcp ESTABLISHED", ctx, n, line);
+                self.example(Example::Established, ctx, n, line);
                 if let Some(t) = e.timeout {
                     *self
                         .established_timers
@@ -908,7 +955,7 @@ impl ListSummary {
                         .or_insert(0) += 1;
                     if t <= IDLE_DAY_REMAINING {
                         self.idle_established_pairs.add(pair);
-                        self.example("tcp ESTABLISHED idle", ctx, n, line);
+                        self.example(Example::EstablishedIdle, ctx, n, line);
                     }
                 }
             }
@@ -917,12 +964,12 @@ impl ListSummary {
         let unanswered_tcp = proto == Proto::Tcp && (e.unreplied || state == b"SYN_SENT");
         if unanswered_tcp {
             self.unanswered_tcp_pairs.add(pair);
-            self.example("tcp unanswered", ctx, n, line);
+            self.example(Example::TcpUnanswered, ctx, n, line);
         }
         if proto == Proto::Udp {
             self.udp_pairs.add(pair);
             if e.unreplied {
-                self.example("udp UNREPLIED", ctx, n, line);
+                self.example(Example::UdpUnreplied, ctx, n, line);
             }
         }
         if unanswered_tcp || (proto == Proto::Udp && e.unreplied) {
@@ -944,7 +991,7 @@ impl ListSummary {
         };
         self.dnat += 1;
         if e.unreplied {
-            self.example("dnat UNREPLIED", ctx, n, line);
+            self.example(Example::DnatUnreplied, ctx, n, line);
         }
         let len = self.backends.len();
         let slot = match self.backends.get_mut(&backend) {
@@ -972,7 +1019,7 @@ impl ListSummary {
             if slot.udp_service.is_none_or(|s| service < s) {
                 slot.udp_service = Some(service);
             }
-            self.example("udp dnat", ctx, n, line);
+            self.example(Example::UdpDnat, ctx, n, line);
         }
     }
 
@@ -1066,9 +1113,7 @@ impl Merge for ListSummary {
         {
             self.footer = Some(theirs);
         }
-        for (k, v) in other.examples {
-            self.examples.entry(k).or_default().combine(v);
-        }
+        self.examples.combine(other.examples);
     }
 }
 
