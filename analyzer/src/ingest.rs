@@ -191,6 +191,8 @@ impl<R: Read> Read for ChunkStream<'_, R> {
 /// table with many distinct pairs) runs on all cores and never stalls the inflate.
 #[derive(Default)]
 struct Accumulator {
+    /// The member's path, for a problem found while merging.
+    member: Arc<str>,
     next: u64,
     merged: Option<MemberSummary>,
     problems: LineProblems,
@@ -202,8 +204,8 @@ struct Accumulator {
 type Shared = Arc<Mutex<Accumulator>>;
 
 fn lock(acc: &Shared) -> std::sync::MutexGuard<'_, Accumulator> {
-    // A poisoned lock only means a merge panicked; what it guards is still consistent (see
-    // `accept`), so later chunks still merge.
+    // Merges run outside the lock, so a poisoned lock can only come from a panic between two
+    // plain field updates; what it guards stays usable and later chunks still merge.
     acc.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -211,14 +213,18 @@ fn lock(acc: &Shared) -> std::sync::MutexGuard<'_, Accumulator> {
 /// at it, merges every chunk that is next in order. Returns once nothing it can merge is left, so
 /// when every chunk's `accept` has returned, everything is merged.
 fn accept(acc: &Shared, seq: u64, summary: MemberSummary, problems: LineProblems) {
-    let (mut merged, mut all_problems) = {
+    let (mut merged, mut all_problems, path) = {
         let mut a = lock(acc);
         a.pending.insert(seq, (summary, problems));
         if a.busy {
             return;
         }
         a.busy = true;
-        (a.merged.take(), std::mem::take(&mut a.problems))
+        (
+            a.merged.take(),
+            std::mem::take(&mut a.problems),
+            Arc::clone(&a.member),
+        )
     };
     loop {
         let next = {
@@ -242,17 +248,25 @@ fn accept(acc: &Shared, seq: u64, summary: MemberSummary, problems: LineProblems
         let member = merged.take();
         // A bug in a merge loses the member's summary, never the process (a panic on a rayon
         // worker aborts) or the other members.
-        merged =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match member {
+        merged = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            move || match member {
                 Some(mut m) => {
                     m.combine(s);
                     m
                 }
                 None => s,
-            })) {
-                Ok(m) => Some(m),
-                Err(_) => Some(MemberSummary::Skipped),
-            };
+            },
+        )) {
+            Ok(m) => Some(m),
+            Err(_) => {
+                all_problems.push(Problem::new(
+                        &*path,
+                        Severity::Error,
+                        "internal error while merging the parts of this member: figures from it cover only the parts read after the error (please report)",
+                    ));
+                Some(MemberSummary::Skipped)
+            }
+        };
     }
 }
 
@@ -482,7 +496,10 @@ fn read(
                 ),
             ));
         }
-        accumulators.push(Shared::default());
+        accumulators.push(Arc::new(Mutex::new(Accumulator {
+            member: member.clone(),
+            ..Accumulator::default()
+        })));
         member_problems.push(Vec::new());
         members.push(MemberRecord {
             path: m.path.clone(),
