@@ -221,7 +221,7 @@ pub fn entry(line: &[u8]) -> Result<ConntrackEntry<'_>, EntryError> {
     assemble(head, rest, |i| token(i).map_err(|_| ()))
 }
 
-/// Parses one entry line on the hot path: [`fast::head`] and [`fast::token`] read the common
+/// Parses one entry line on the hot path: `fast::head` and `fast::token` read the common
 /// shapes byte by byte, and any head they do not accept (`conntrack -E` events, the `unknown`
 /// l3/l4 ambiguity, numbers out of range) goes to the nom grammar. Agrees with [`entry`] on every
 /// input (property-tested below), and is what the summary uses unless [`set_reference_parser`]
@@ -725,7 +725,7 @@ const EXAMPLE_KINDS: [&str; 7] = [
 pub struct Examples([FirstLines; EXAMPLE_KINDS.len()]);
 
 impl Examples {
-    /// The lines of a kind (one of [`EXAMPLE_KINDS`]).
+    /// The lines of a kind (`tcp TIME_WAIT`, `udp dnat`, … as the facts name them).
     pub fn get(&self, kind: &str) -> Option<&FirstLines> {
         let i = EXAMPLE_KINDS.iter().position(|k| *k == kind)?;
         Some(&self.0[i])
