@@ -203,6 +203,8 @@ struct Accumulator {
 
 type Shared = Arc<Mutex<Accumulator>>;
 
+const MERGE_PANICKED: &str = "internal error while merging the parts of this member: figures from it cover only the parts read after the error (please report)";
+
 fn lock(acc: &Shared) -> std::sync::MutexGuard<'_, Accumulator> {
     // Merges run outside the lock, so a poisoned lock can only come from a panic between two
     // plain field updates; what it guards stays usable and later chunks still merge.
@@ -248,25 +250,20 @@ fn accept(acc: &Shared, seq: u64, summary: MemberSummary, problems: LineProblems
         let member = merged.take();
         // A bug in a merge loses the member's summary, never the process (a panic on a rayon
         // worker aborts) or the other members.
-        merged = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-            move || match member {
+        merged =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match member {
                 Some(mut m) => {
                     m.combine(s);
                     m
                 }
                 None => s,
-            },
-        )) {
-            Ok(m) => Some(m),
-            Err(_) => {
-                all_problems.push(Problem::new(
-                        &*path,
-                        Severity::Error,
-                        "internal error while merging the parts of this member: figures from it cover only the parts read after the error (please report)",
-                    ));
-                Some(MemberSummary::Skipped)
-            }
-        };
+            })) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    all_problems.push(Problem::new(&*path, Severity::Error, MERGE_PANICKED));
+                    Some(MemberSummary::Skipped)
+                }
+            };
     }
 }
 

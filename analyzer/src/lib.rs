@@ -260,17 +260,10 @@ pub fn node_report(rules: &RuleSet, data: BundleData) -> NodeReport {
         .collect();
     let mut members = Vec::new();
     let (mut verified, mut mismatched) = (0, 0);
-    let fast = data.digest == source::MemberDigest::Xxh3;
+    let digest_name = data.digest.field();
     for m in &data.members {
         let listed = listed.get(m.path.as_str());
-        let expected = listed.and_then(|l| {
-            if fast {
-                l.xxh3_128.as_deref()
-            } else {
-                l.sha256.as_deref()
-            }
-        });
-        let digest_name = if fast { "xxh3_128" } else { "sha256" };
+        let expected = listed.and_then(|l| l.digest(data.digest));
         let integrity = match expected {
             _ if m.kind == classify::MemberKind::Manifest => "manifest".to_string(),
             Some(h) if h.eq_ignore_ascii_case(&m.digest) && !m.truncated => {
@@ -295,7 +288,7 @@ pub fn node_report(rules: &RuleSet, data: BundleData) -> NodeReport {
         };
         // The report shows each member's SHA-256: the one read when it was computed, else the
         // manifest's once the member matched the manifest by XXH3.
-        let sha256 = if fast {
+        let sha256 = if data.digest == source::MemberDigest::Xxh3 {
             match (
                 integrity == "verified",
                 listed.and_then(|l| l.sha256.as_ref()),

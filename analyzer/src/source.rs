@@ -171,6 +171,16 @@ pub enum MemberDigest {
     Xxh3,
 }
 
+impl MemberDigest {
+    /// The manifest field that holds it.
+    pub fn field(self) -> &'static str {
+        match self {
+            MemberDigest::Sha256 => "sha256",
+            MemberDigest::Xxh3 => "xxh3_128",
+        }
+    }
+}
+
 /// The gzip extra field of a ctdiag-collect bundle: one RFC 1952 subfield, id `CT`.
 pub const GZIP_MARKER: &[u8] = b"CT\x0f\x00xxh3_128 listed";
 

@@ -128,8 +128,8 @@ impl Merge for FirstLines {
 }
 
 /// A key that mostly fits in 128 bits (an IPv4 client → service pair, an IPv4 service). Packed
-/// keys are counted in a map of `u128`: hashed in one multiply, compared in one instruction, 24
-/// bytes a slot instead of 48, so a top-k's table stays in cache. Keys that do not fit (IPv6) are
+/// keys are counted in a map of two-word keys: hashed and compared as two integers, 24 bytes a
+/// slot instead of 48, so a top-k's table stays in cache. Keys that do not fit (IPv6) are
 /// counted as themselves. Packing is a bijection, so it changes no count and no result.
 pub trait PackedKey: Hash + Eq + Clone + Ord {
     fn pack(&self) -> Option<u128>;
@@ -175,13 +175,17 @@ fn split(p: u128) -> [u64; 2] {
     [(p >> 64) as u64, p as u64]
 }
 
+fn join([high, low]: [u64; 2]) -> u128 {
+    u128::from(high) << 64 | u128::from(low)
+}
+
 impl<K: PackedKey> TopK<K> {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         TopK {
             capacity,
-            // Sized for the point where it reduces, so filling it never rehashes. Unpacked keys
-            // (IPv6) are the exception on real nodes; their map grows on demand.
+            // Both grow on demand: a chunk of a small member never needs the 2 × capacity slots
+            // a reduction point would reserve, and unpacked keys (IPv6) are rare on real nodes.
             packed: FastMap::default(),
             unpacked: FastMap::default(),
             total: 0,
@@ -251,7 +255,7 @@ impl<K: PackedKey> TopK<K> {
         let mut all: Vec<(K, u64)> = self
             .packed
             .iter()
-            .map(|(p, c)| (K::unpack(u128::from(p[0]) << 64 | u128::from(p[1])), *c))
+            .map(|(p, c)| (K::unpack(join(*p)), *c))
             .chain(self.unpacked.iter().map(|(k, c)| (k.clone(), *c)))
             .collect();
         all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

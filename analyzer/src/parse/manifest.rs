@@ -59,7 +59,7 @@ pub struct ManifestMember {
     pub bytes: Option<u64>,
     #[serde(default)]
     pub sha256: Option<String>,
-    /// XXH3-128 of the same bytes (collectors from 0.1.0 with the gzip marker on, see
+    /// XXH3-128 of the same bytes, from collectors that write the gzip marker (see
     /// [`crate::source::MemberDigest`]).
     #[serde(default)]
     pub xxh3_128: Option<String>,
@@ -71,6 +71,16 @@ pub struct ManifestMember {
     pub time: Option<String>,
     #[serde(default)]
     pub stderr_path: Option<String>,
+}
+
+impl ManifestMember {
+    /// The listed digest of this kind, if any.
+    pub fn digest(&self, kind: crate::source::MemberDigest) -> Option<&str> {
+        match kind {
+            crate::source::MemberDigest::Sha256 => self.sha256.as_deref(),
+            crate::source::MemberDigest::Xxh3 => self.xxh3_128.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
