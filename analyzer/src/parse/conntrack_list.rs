@@ -341,11 +341,8 @@ mod fast {
 
     /// `space0`: the index of the first byte at or after `i` that is not a space or tab.
     #[inline(always)]
-    fn skip_spaces(line: &[u8], mut i: usize) -> usize {
-        while i < line.len() && is_space(line[i]) {
-            i += 1;
-        }
-        i
+    fn skip_spaces(line: &[u8], i: usize) -> usize {
+        run(line, i, is_space)
     }
 
     /// `take_while(pred)`: the end of the run of `pred` bytes from `i`.

@@ -25,8 +25,9 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
-/// The gzip extra field the collector writes (`ctdiag_collect::bundle::GZIP_MARKER`; a test there
-/// keeps the two equal).
+/// The gzip extra field the collector writes (`ctdiag_collect::bundle::GZIP_MARKER`). The e2e
+/// sample test fails unless the analyzer recognises it (every sample member `checked_with`
+/// xxh3_128).
 pub const GZIP_MARKER: &[u8] = b"CT\x0f\x00xxh3_128 listed";
 
 /// XXH3-128 as `xxhsum -H2` prints it.
